@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/bai-storage/storage-proxy/control/logging"
+	"github.com/bai-storage/storage-proxy/control/supervisor"
+	"github.com/bai-storage/storage-proxy/dataplane"
+	"github.com/bai-storage/storage-proxy/uring"
+)
+
+// runWorker serves the client API on the socket the supervisor passed in,
+// until SIGTERM. Its log records go to the supervisor through a pipe.
+func runWorker(args []string) int {
+	index, _ := strconv.Atoi(os.Getenv(supervisor.EnvWorkerIndex))
+	// SIGINT from a terminal reaches the whole process group; only the
+	// supervisor decides when workers stop, so they wait for its SIGTERM.
+	signal.Ignore(syscall.SIGINT)
+
+	c, err := parseFlags("storage-proxy worker", args, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "storage-proxy worker:", err)
+		return 2
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		printConfigError(os.Stderr, err)
+		return 1
+	}
+	logFile := os.NewFile(supervisor.LogFd, "log-pipe")
+	handler := logging.NewForwardHandler(logFile, logging.LevelOf(cfg.Logging.Level))
+	root := slog.New(handler).With("worker", index)
+	log := root.With("logger", "storage-proxy.dataplane")
+
+	ln, err := net.FileListener(os.NewFile(supervisor.ListenerFd, "client-api"))
+	if err != nil {
+		log.Error("worker cannot use its client API socket", "err", err)
+		return 1
+	}
+
+	engine, info, err := uring.Open(ioEngineMode(cfg.StorageProxy.IOEngine))
+	if err != nil {
+		log.Error("io engine failed", "err", err)
+		return 1
+	}
+	defer engine.Close()
+	if index == 0 {
+		log.Info("io engine selected", "engine", info.Engine, "reason", info.Reason)
+	}
+
+	dataPath := cfg.StorageProxy.DataPath
+	if env := os.Getenv("BACKEND_DATA_PATH"); env != "" {
+		dataPath = env
+	}
+	volumes := map[string]string{}
+	for _, v := range cfg.Volumes {
+		volumes[v.Name] = v.Path
+	}
+	sp := cfg.StorageProxy
+	srv, err := dataplane.New(dataplane.Options{
+		TokenSecret:       []byte(sp.Secret),
+		Volumes:           volumes,
+		MaxUploadSize:     sp.MaxUploadSize,
+		DataPath:          dataPath,
+		FileIO:            engine,
+		ReadTimeout:       sp.ReadTimeout,
+		WriteTimeout:      sp.WriteTimeout,
+		IdleTimeout:       sp.IdleTimeout,
+		UploadIdleTimeout: sp.UploadIdleTimeout,
+		Version:           version,
+		Logger:            root,
+	})
+	if err != nil {
+		log.Error("data plane failed to start", "err", err)
+		return 1
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Debug("worker serving", "pid", os.Getpid())
+
+	select {
+	case <-sigs:
+	case err := <-serveErr:
+		log.Error("client API stopped", "err", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sp.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("in-flight transfers cut at the end of the grace period", "err", err)
+	}
+	return 0
+}
