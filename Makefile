@@ -28,3 +28,9 @@ test-race:
 
 clean:
 	rm -rf bin var
+
+# End to end: the real binary, a real dataset, real clients (tus-js-client,
+# curl, aria2c, unzip). Runs once on the default engine and once with
+# io_uring forced off.
+e2e: build
+	bash cmd/storage-proxy-e2e/run.sh
