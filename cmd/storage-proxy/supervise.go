@@ -96,7 +96,7 @@ func superviseLoop(c cli, cfg *config.Config, logs *logging.Logging, log *slog.L
 
 	// The tree walks of usage, clone and delete run on the engine the
 	// kernel supports best.
-	engine, info, err := uring.Open(ioEngineMode(sp.IOEngine))
+	engine, info, err := uring.Open(ioEngineMode(sp.IOEngine), uring.Options{})
 	if err != nil {
 		return fmt.Errorf("io engine: %w", err)
 	}
@@ -144,7 +144,6 @@ func superviseLoop(c cli, cfg *config.Config, logs *logging.Logging, log *slog.L
 		TokenSecret:   []byte(sp.Secret),
 		SessionExpiry: sp.SessionExpire.AddTo,
 		MaxUploadSize: sp.MaxUploadSize,
-		ScandirLimit:  sp.ScandirLimit,
 		Version:       version,
 		Logger:        logs.Logger("storage-proxy.control"),
 		Ready:         readiness(etcd, workers),
@@ -208,7 +207,7 @@ func openVolumes(cfg *config.Config, engine uring.Engine, logs *logging.Logging)
 	var out []volume.Volume
 	for _, vc := range cfg.Volumes {
 		v, err := volume.Open(volume.Config{Name: vc.Name, Backend: vc.Backend, Path: vc.Path, FSPrefix: vc.FSPrefix, Options: vc.Options},
-			volume.Options{TreeIO: engine, Logger: logs.Logger("storage-proxy.control").With("volume", vc.Name)})
+			volume.Options{TreeIO: engine, ScandirLimit: cfg.StorageProxy.ScandirLimit, Logger: logs.Logger("storage-proxy.control").With("volume", vc.Name)})
 		if err != nil {
 			for _, o := range out {
 				o.Close()
@@ -266,17 +265,17 @@ func workerArgs(cfg *config.Config) []string {
 	return []string{"--log-level", cfg.Logging.Level}
 }
 
-func readiness(etcd *cluster.Client, workers *supervisor.Supervisor) func() []manager.Check {
-	return func() []manager.Check {
-		h := etcd.Health()
-		checks := []manager.Check{{Name: "etcd", OK: h.OK, Err: h.Err}}
-		pids, slots := workers.Workers()
-		var werr error
-		if len(pids) < slots {
-			werr = fmt.Errorf("%d of %d workers running", len(pids), slots)
+func readiness(etcd *cluster.Client, workers *supervisor.Supervisor) func(context.Context) []manager.Check {
+	return func(context.Context) []manager.Check {
+		var etcdErr error
+		if h := etcd.Health(); !h.OK {
+			etcdErr = fmt.Errorf("etcd unreachable since %s: %w", h.Since.UTC().Format(time.RFC3339), h.Err)
 		}
-		checks = append(checks, manager.Check{Name: "workers", OK: werr == nil, Err: werr})
-		return checks
+		var workersErr error
+		if pids, slots := workers.Workers(); len(pids) < slots {
+			workersErr = fmt.Errorf("%d of %d workers running", len(pids), slots)
+		}
+		return []manager.Check{{Name: "etcd", Err: etcdErr}, {Name: "workers", Err: workersErr}}
 	}
 }
 

@@ -34,9 +34,14 @@ func runWorker(args []string) int {
 		printConfigError(os.Stderr, err)
 		return 1
 	}
+	level, err := logging.ParseLevel(cfg.Logging.Level)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "storage-proxy worker:", err)
+		return 2
+	}
 	logFile := os.NewFile(supervisor.LogFd, "log-pipe")
-	handler := logging.NewForwardHandler(logFile, logging.LevelOf(cfg.Logging.Level))
-	root := slog.New(handler).With("worker", index)
+	handler := logging.NewForwardHandler(logFile, level)
+	root := slog.New(handler)
 	log := root.With("logger", "storage-proxy.dataplane")
 
 	ln, err := net.FileListener(os.NewFile(supervisor.ListenerFd, "client-api"))
@@ -45,7 +50,7 @@ func runWorker(args []string) int {
 		return 1
 	}
 
-	engine, info, err := uring.Open(ioEngineMode(cfg.StorageProxy.IOEngine))
+	engine, info, err := uring.Open(ioEngineMode(cfg.StorageProxy.IOEngine), uring.Options{})
 	if err != nil {
 		log.Error("io engine failed", "err", err)
 		return 1
@@ -58,6 +63,9 @@ func runWorker(args []string) int {
 	dataPath := cfg.StorageProxy.DataPath
 	if env := os.Getenv("BACKEND_DATA_PATH"); env != "" {
 		dataPath = env
+	}
+	if dataPath == "auto" {
+		dataPath = "" // the data plane's default: sendfile on plain HTTP
 	}
 	volumes := map[string]string{}
 	for _, v := range cfg.Volumes {
@@ -86,6 +94,11 @@ func runWorker(args []string) int {
 	signal.Notify(sigs, syscall.SIGTERM)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// The socket is already listening, so the worker is ready as soon as
+	// Serve runs; connections queue in the kernel until it accepts.
+	ready := os.NewFile(supervisor.ReadyFd, "ready")
+	ready.Write([]byte{1})
+	ready.Close()
 	log.Debug("worker serving", "pid", os.Getpid())
 
 	select {

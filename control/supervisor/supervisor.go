@@ -44,6 +44,9 @@ const (
 	LogFd = 3
 	// ListenerFd is the descriptor of the worker's client API socket.
 	ListenerFd = 4
+	// ReadyFd is the descriptor a worker closes (or writes a byte to) once
+	// it serves requests.
+	ReadyFd = 5
 )
 
 // Options configures a Supervisor.
@@ -64,6 +67,9 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the delay before a restart; zero
 	// means 100 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
+	// ReadyTimeout bounds how long Start waits for every worker to report
+	// that it serves; zero means 30 s.
+	ReadyTimeout time.Duration
 }
 
 // Supervisor starts and watches the worker processes.
@@ -88,6 +94,9 @@ func New(opts Options) *Supervisor {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 10 * time.Second
 	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 30 * time.Second
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -96,39 +105,110 @@ func New(opts Options) *Supervisor {
 	return &Supervisor{opts: opts, log: log, stopping: make(chan struct{}), workers: make([]*exec.Cmd, n), up: make([]bool, n)}
 }
 
-// Start launches one worker per listener and returns after the first
-// launch of each; a worker that cannot be launched at all is an error.
+// Start launches one worker per listener and waits until each reports that
+// it serves. A worker that cannot be launched, exits during start-up, or is
+// not ready within ReadyTimeout is an error, and every worker is stopped.
 func (s *Supervisor) Start() error {
+	var all []started
 	for i := range s.opts.Listeners {
-		cmd, err := s.launch(i)
+		cmd, ready, err := s.launch(i)
 		if err != nil {
-			s.Stop(context.Background())
+			s.abort(all)
 			return err
 		}
+		all = append(all, started{cmd, ready})
+	}
+
+	deadline := time.Now().Add(s.opts.ReadyTimeout)
+	var firstErr error
+	for i, w := range all {
+		w.ready.SetReadDeadline(deadline)
+		_, err := w.ready.Read(make([]byte, 1))
+		w.ready.Close()
+		// EOF without a byte means the worker exited (or closed the pipe
+		// without reporting); a ready worker writes one byte first.
+		if err != nil && firstErr == nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				firstErr = fmt.Errorf("worker %d not ready after %s", i, s.opts.ReadyTimeout)
+			} else {
+				firstErr = fmt.Errorf("worker %d exited during start-up", i)
+			}
+		}
+	}
+	if firstErr != nil {
+		s.abortStarted()
+		return firstErr
+	}
+	for i, w := range all {
 		s.wg.Add(1)
-		go s.watch(i, cmd)
+		go s.watch(i, w.cmd)
 	}
 	return nil
 }
 
-func (s *Supervisor) launch(i int) (*exec.Cmd, error) {
+// started is a worker launched by Start and the read end of its ready pipe.
+type started struct {
+	cmd   *exec.Cmd
+	ready *os.File
+}
+
+// abort kills workers launched by a failed Start before they are watched.
+func (s *Supervisor) abort(launched []started) {
+	for _, w := range launched {
+		w.ready.Close()
+	}
+	s.abortStarted()
+}
+
+func (s *Supervisor) abortStarted() {
+	s.mu.Lock()
+	select {
+	case <-s.stopping:
+	default:
+		close(s.stopping)
+	}
+	cmds := append([]*exec.Cmd{}, s.workers...)
+	s.mu.Unlock()
+	for _, cmd := range cmds {
+		if cmd != nil {
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+		}
+	}
+	s.mu.Lock()
+	for i := range s.up {
+		s.up[i] = false
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *Supervisor) launch(i int) (*exec.Cmd, *os.File, error) {
 	logR, logW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("start worker %d: %w", i, err)
+		return nil, nil, fmt.Errorf("start worker %d: %w", i, err)
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		logR.Close()
+		logW.Close()
+		return nil, nil, fmt.Errorf("start worker %d: %w", i, err)
 	}
 	cmd := exec.Command(s.opts.Path, s.opts.Args...)
 	cmd.Env = append(append([]string{}, s.opts.Env...), EnvWorkerIndex+"="+strconv.Itoa(i))
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
-	cmd.ExtraFiles = []*os.File{logW, s.opts.Listeners[i]}
+	cmd.ExtraFiles = []*os.File{logW, s.opts.Listeners[i], readyW}
 	// A worker must not outlive a supervisor that was killed outright.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: false}
-	if err := cmd.Start(); err != nil {
-		logR.Close()
-		logW.Close()
-		return nil, fmt.Errorf("start worker %d: %w", i, err)
-	}
+	err = cmd.Start()
 	logW.Close()
+	readyW.Close()
+	if err != nil {
+		logR.Close()
+		readyR.Close()
+		return nil, nil, fmt.Errorf("start worker %d: %w", i, err)
+	}
 
 	pid := cmd.Process.Pid
 	s.wg.Add(1)
@@ -146,7 +226,7 @@ func (s *Supervisor) launch(i int) (*exec.Cmd, error) {
 	s.workers[i], s.up[i] = cmd, true
 	s.mu.Unlock()
 	s.log.Info("worker started", "worker", i, "pid", pid)
-	return cmd, nil
+	return cmd, readyR, nil
 }
 
 // watch waits for worker i and restarts it until Stop.
@@ -178,8 +258,11 @@ func (s *Supervisor) watch(i int, cmd *exec.Cmd) {
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, s.opts.MaxBackoff)
-			next, err := s.launch(i)
+			next, ready, err := s.launch(i)
 			if err == nil {
+				// A restarted worker takes over its socket whenever it is
+				// ready; nothing waits for it here.
+				ready.Close()
 				cmd = next
 				break
 			}

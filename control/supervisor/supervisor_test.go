@@ -33,6 +33,9 @@ func runTestWorker() {
 	if err != nil {
 		os.Exit(3)
 	}
+	ready := os.NewFile(ReadyFd, "ready")
+	ready.Write([]byte{1})
+	ready.Close()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "worker %d", os.Getpid())
 	})}
@@ -123,6 +126,25 @@ func TestWorkerRestartKeepsPort(t *testing.T) {
 	}
 	if len(lines) < 3 {
 		t.Errorf("relayed %d log streams, want 3 (two workers and one replacement)", len(lines))
+	}
+}
+
+func TestStartFailsWhenWorkerExits(t *testing.T) {
+	files, err := ListenReusePort("127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files[0].Close()
+	s := New(Options{Path: "/bin/false", Listeners: files, ReadyTimeout: 5 * time.Second})
+	start := time.Now()
+	if err := s.Start(); err == nil {
+		t.Fatal("Start succeeded with a worker that exits at once")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Start took %s to notice the exit", d)
+	}
+	if pids, _ := s.Workers(); len(pids) != 0 {
+		t.Errorf("workers left running: %v", pids)
 	}
 }
 
