@@ -16,6 +16,7 @@ build:
 # The README's first command: the proxy on the embedded default.
 run: build
 	mkdir -p var/volumes/local
+	test -f var/volumes/local/version.txt || echo 3 > var/volumes/local/version.txt
 	./$(BIN) -f configs/dev.toml
 
 # The README's second command: every test a clean machine can run.

@@ -207,7 +207,7 @@ func openVolumes(cfg *config.Config, engine uring.Engine, logs *logging.Logging)
 	var out []volume.Volume
 	for _, vc := range cfg.Volumes {
 		v, err := volume.Open(volume.Config{Name: vc.Name, Backend: vc.Backend, Path: vc.Path, FSPrefix: vc.FSPrefix, Options: vc.Options},
-			volume.Options{TreeIO: engine, ScandirLimit: cfg.StorageProxy.ScandirLimit, Logger: logs.Logger("storage-proxy.control").With("volume", vc.Name)})
+			volume.Options{TreeIO: engine, ScandirLimit: cfg.StorageProxy.ScandirLimit, Logger: logs.Logger("storage-proxy.control")})
 		if err != nil {
 			for _, o := range out {
 				o.Close()

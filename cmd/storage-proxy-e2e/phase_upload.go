@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// tusJob is the input of tus/upload.js.
+type tusJob struct {
+	Concurrency int       `json:"concurrency"`
+	ChunkSize   int64     `json:"chunkSize"`
+	RetryDelays []int     `json:"retryDelays"`
+	Files       []tusFile `json:"files"`
+}
+
+type tusFile struct {
+	Path      string `json:"path"`
+	UploadURL string `json:"uploadUrl"`
+	Size      int64  `json:"size"`
+	Trace     bool   `json:"trace"`
+}
+
+// tusResult is one output line of tus/upload.js.
+type tusResult struct {
+	Path     string       `json:"path"`
+	OK       bool         `json:"ok"`
+	Error    *string      `json:"error"`
+	Bytes    int64        `json:"bytes"`
+	Retries  []tusRetry   `json:"retries"`
+	Requests []tusRequest `json:"requests"`
+}
+
+type tusRetry struct {
+	Status  *int   `json:"status"`
+	Message string `json:"message"`
+}
+
+// tusRequest is one traced request: the Upload-Offset it sent (PATCH only),
+// and the status and Upload-Offset of its response (nil when the request
+// failed without a response).
+type tusRequest struct {
+	Method       string  `json:"method"`
+	UploadOffset *string `json:"uploadOffset"`
+	Status       *int    `json:"status"`
+	Offset       *string `json:"offset"`
+}
+
+const (
+	tusConcurrency = 4
+	uploadTimeout  = 20 * time.Minute
+)
+
+// tusRetryDelays are the delays in milliseconds before each retry.
+var tusRetryDelays = []int{0, 1000, 3000}
+
+// phaseUpload uploads every file with tus-js-client, four at a time, the
+// large file first and through a relay that cuts its connection once, and
+// checks that the client resumed from the server's offset.
+func (r *runner) phaseUpload() error {
+	started := time.Now()
+	clientURL, err := url.Parse(r.target.clientURL)
+	if err != nil {
+		return fmt.Errorf("invalid -client-url %q: %w", r.target.clientURL, err)
+	}
+	relay, err := startCutRelay(clientURL.Host, r.opts.cutAfter)
+	if err != nil {
+		return fmt.Errorf("start the relay: %w", err)
+	}
+	defer relay.Close()
+
+	job := tusJob{Concurrency: tusConcurrency, ChunkSize: r.opts.chunkSize, RetryDelays: tusRetryDelays}
+	large := r.data.large
+	relayURL := *clientURL
+	relayURL.Host = relay.addr()
+	job.Files = append(job.Files, tusFile{Path: large.src, UploadURL: uploadURL(&relayURL, r.uploadTokens[large.rel]), Size: large.want.size, Trace: true})
+	for _, f := range r.data.files {
+		if f != large {
+			job.Files = append(job.Files, tusFile{Path: f.src, UploadURL: uploadURL(clientURL, r.uploadTokens[f.rel]), Size: f.want.size})
+		}
+	}
+
+	results, err := r.runTus(job)
+	if err != nil {
+		return err
+	}
+	byPath := map[string]*fileEntry{}
+	for _, f := range r.data.files {
+		byPath[f.src] = f
+	}
+	var largeResult *tusResult
+	for i := range results {
+		res := &results[i]
+		f := byPath[res.Path]
+		if f == nil {
+			return fmt.Errorf("tus-js-client reported a file it was not given: %q", res.Path)
+		}
+		if !res.OK {
+			return fmt.Errorf("tus-js-client failed to upload %q: %s (retries: %+v)", f.rel, deref(res.Error), res.Retries)
+		}
+		if f == large {
+			largeResult = res
+		} else if len(res.Retries) != 0 {
+			return fmt.Errorf("tus-js-client had to retry %q although its connection was never cut: %+v", f.rel, res.Retries)
+		}
+		delete(byPath, res.Path)
+	}
+	for _, f := range byPath {
+		return fmt.Errorf("tus-js-client reported nothing for %q", f.rel)
+	}
+
+	resumed, err := checkResume(largeResult, relay, large.want.size, r.opts.cutAfter)
+	if err != nil {
+		return fmt.Errorf("%q: %w", large.rel, err)
+	}
+	summary("upload", r.data.totalBytes(), len(r.data.files), started,
+		fmt.Sprintf("tus-js-client, %d at a time, chunkSize %d; %s", tusConcurrency, r.opts.chunkSize, resumed))
+	return nil
+}
+
+// uploadURL returns <client_api>/upload?token=<JWT>, the URL the web UI
+// gives tus-js-client as both uploadUrl and endpoint.
+func uploadURL(base *url.URL, token string) string {
+	u := *base
+	u.Path = "/upload"
+	u.RawQuery = url.Values{"token": {token}}.Encode()
+	return u.String()
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "(no message)"
+	}
+	return *s
+}
+
+// runTus runs tus/upload.js on job and returns its result lines.
+func (r *runner) runTus(job tusJob) ([]tusResult, error) {
+	input, err := json.Marshal(job)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), uploadTimeout)
+	defer cancel()
+	script := filepath.Join(r.opts.tusDir, "upload.js")
+	if _, err := os.Stat(filepath.Join(r.opts.tusDir, "node_modules", "tus-js-client")); err != nil {
+		return nil, fmt.Errorf("tus-js-client is not installed in %s: run npm ci there", r.opts.tusDir)
+	}
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Stdin = bytes.NewReader(input)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start node %s: %w", script, err)
+	}
+
+	var results []tusResult
+	var decodeErr error
+	scanner := bufio.NewScanner(stdout)
+	scanner.Buffer(make([]byte, 64<<10), 64<<20)
+	for scanner.Scan() {
+		var res tusResult
+		if err := json.Unmarshal(scanner.Bytes(), &res); err != nil && decodeErr == nil {
+			decodeErr = fmt.Errorf("node %s printed a line that is not a result: %q", script, truncate(scanner.Bytes(), 200))
+		}
+		results = append(results, res)
+	}
+	waitErr := cmd.Wait()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("tus uploads did not finish within %s", uploadTimeout)
+	}
+	if decodeErr != nil {
+		return nil, decodeErr
+	}
+	// A failed upload makes node exit 1, so report the file rather than
+	// the exit status when its line is there.
+	for _, res := range results {
+		if !res.OK {
+			return results, nil
+		}
+	}
+	if waitErr != nil {
+		return nil, fmt.Errorf("node %s: %w", script, waitErr)
+	}
+	return results, nil
+}
+
+// checkResume requires that the relay cut the large file's upload exactly
+// once and that the client then requested the offset with HEAD. The next
+// PATCH must start at exactly that offset, which must be above zero, and
+// the relay must not have carried the file twice. It returns a description
+// of the resume for the summary line.
+func checkResume(res *tusResult, relay *cutRelay, size, cutAfter int64) (string, error) {
+	if cuts := relay.cuts.Load(); cuts != 1 {
+		return "", fmt.Errorf("the relay cut %d connections, want 1 (it carried %d bytes)", cuts, relay.upstreamBytes.Load())
+	}
+	if len(res.Retries) == 0 {
+		return "", errors.New("the relay cut the connection but tus-js-client never retried")
+	}
+	reqs := res.Requests
+	if len(reqs) == 0 || reqs[0].Method != "HEAD" {
+		return "", fmt.Errorf("the first request was not HEAD, as it is with uploadUrl set: %+v", firstRequests(reqs))
+	}
+
+	// Find the PATCH that the cut broke: the first request without a
+	// response.
+	broken := -1
+	for i, req := range reqs {
+		if req.Status == nil {
+			broken = i
+			break
+		}
+	}
+	if broken < 0 || reqs[broken].Method != "PATCH" {
+		return "", fmt.Errorf("no PATCH failed without a response although the relay cut one: %+v", firstRequests(reqs))
+	}
+	if broken+2 >= len(reqs) {
+		return "", fmt.Errorf("no HEAD and PATCH followed the cut: %+v", reqs[broken:])
+	}
+	head, next := reqs[broken+1], reqs[broken+2]
+	if head.Method != "HEAD" || head.Status == nil || *head.Status != 200 || head.Offset == nil {
+		return "", fmt.Errorf("after the cut the client sent %+v, want a HEAD with status 200 and Upload-Offset", head)
+	}
+	resumeAt, err := strconv.ParseInt(*head.Offset, 10, 64)
+	if err != nil || resumeAt <= 0 || resumeAt >= size {
+		return "", fmt.Errorf("HEAD after the cut returned Upload-Offset %q, want a number in (0, %d)", *head.Offset, size)
+	}
+	if next.Method != "PATCH" || next.UploadOffset == nil || *next.UploadOffset != *head.Offset {
+		return "", fmt.Errorf("after HEAD returned offset %d the client sent %+v, want PATCH with Upload-Offset %d", resumeAt, next, resumeAt)
+	}
+
+	// Every later request must succeed, and the offsets must only grow.
+	last := resumeAt
+	for _, req := range reqs[broken+1:] {
+		if req.Status == nil || (*req.Status != 200 && *req.Status != 204) {
+			return "", fmt.Errorf("after the resume a %s failed: %+v", req.Method, req)
+		}
+		if req.Offset == nil {
+			return "", fmt.Errorf("%s returned status %d without Upload-Offset", req.Method, *req.Status)
+		}
+		offset, err := strconv.ParseInt(*req.Offset, 10, 64)
+		if err != nil || offset < last || offset > size {
+			return "", fmt.Errorf("%s returned Upload-Offset %q after offset %d (size %d)", req.Method, *req.Offset, last, size)
+		}
+		last = offset
+	}
+	if last != size {
+		return "", fmt.Errorf("the last response reported Upload-Offset %d, want %d", last, size)
+	}
+
+	// Resending from zero would push at least cutAfter more bytes through
+	// the relay than the file holds.
+	carried := relay.upstreamBytes.Load()
+	if carried >= size+cutAfter {
+		return "", fmt.Errorf("the relay carried %d bytes for a %d-byte file cut after %d: the client restarted instead of resuming", carried, size, cutAfter)
+	}
+	return fmt.Sprintf("large file cut after %d bytes, resumed at server offset %d (%d requests, relay carried %d bytes)",
+		cutAfter, resumeAt, len(reqs), carried), nil
+}
+
+func firstRequests(reqs []tusRequest) []tusRequest {
+	return reqs[:min(len(reqs), 5)]
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// tusSessions is a minimal tus 1.0 server without the creation extension,
+// like the storage proxy's /upload. Each token names a session of a fixed
+// size. HEAD returns the offset, and PATCH appends at the given offset and
+// keeps the bytes of a body that breaks off.
+type tusSessions struct {
+	mu   sync.Mutex
+	data map[string][]byte
+	size map[string]int64
+}
+
+func (s *tusSessions) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	token := req.URL.Query().Get("token")
+	s.mu.Lock()
+	size, ok := s.size[token]
+	offset := int64(len(s.data[token]))
+	s.mu.Unlock()
+	if req.URL.Path != "/upload" || !ok {
+		http.NotFound(w, req)
+		return
+	}
+	w.Header().Set("Tus-Resumable", "1.0.0")
+	w.Header().Set("Upload-Length", strconv.FormatInt(size, 10))
+
+	switch req.Method {
+	case http.MethodHead:
+		w.Header().Set("Upload-Offset", strconv.FormatInt(offset, 10))
+		w.WriteHeader(http.StatusOK)
+	case http.MethodPatch:
+		if req.Header.Get("Upload-Offset") != strconv.FormatInt(offset, 10) {
+			http.Error(w, "offset mismatch", http.StatusConflict)
+			return
+		}
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := req.Body.Read(buf)
+			s.mu.Lock()
+			s.data[token] = append(s.data[token], buf[:n]...)
+			offset = int64(len(s.data[token]))
+			s.mu.Unlock()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return
+			}
+		}
+		w.Header().Set("Upload-Offset", strconv.FormatInt(offset, 10))
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+// tusRunner returns a runner whose tus-dir is this package's tus folder,
+// or skips the test when node or tus-js-client is missing.
+func tusRunner(t *testing.T) *runner {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	if _, err := os.Stat(filepath.Join("tus", "node_modules", "tus-js-client")); err != nil {
+		t.Skip("tus-js-client is not installed: run npm ci in cmd/storage-proxy-e2e/tus")
+	}
+	return &runner{opts: options{tusDir: "tus"}}
+}
+
+func TestTusUploadResumesAfterCut(t *testing.T) {
+	r := tusRunner(t)
+	dir := t.TempDir()
+	const size = 5<<20 + 77
+	src := filepath.Join(dir, "big file ①.bin")
+	want, err := writePattern(src, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := filepath.Join(dir, "empty")
+	os.WriteFile(small, nil, 0o644)
+
+	sessions := &tusSessions{data: map[string][]byte{}, size: map[string]int64{"big": size, "empty": 0}}
+	server := httptest.NewServer(sessions)
+	defer server.Close()
+	serverURL, _ := url.Parse(server.URL)
+	const cutAfter = 2<<20 + 1234
+	relay, err := startCutRelay(serverURL.Host, cutAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	relayURL := *serverURL
+	relayURL.Host = relay.addr()
+
+	results, err := r.runTus(tusJob{
+		Concurrency: 2,
+		ChunkSize:   1 << 20,
+		RetryDelays: []int{0, 100},
+		Files: []tusFile{
+			{Path: src, UploadURL: uploadURL(&relayURL, "big"), Size: size, Trace: true},
+			{Path: small, UploadURL: uploadURL(serverURL, "empty"), Size: 0},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 {
+		t.Fatalf("%d results, want 2: %+v", len(results), results)
+	}
+	var big *tusResult
+	for i := range results {
+		if !results[i].OK {
+			t.Fatalf("upload of %s failed: %s", results[i].Path, deref(results[i].Error))
+		}
+		if results[i].Path == src {
+			big = &results[i]
+		}
+	}
+	if big == nil {
+		t.Fatal("no result for the big file")
+	}
+
+	description, err := checkResume(big, relay, size, cutAfter)
+	if err != nil {
+		t.Fatalf("checkResume: %v\nrequests: %+v", err, big.Requests)
+	}
+	if !strings.Contains(description, "resumed at server offset") {
+		t.Errorf("description %q", description)
+	}
+	got, _ := hashReader(strings.NewReader(string(sessions.data["big"])))
+	if got != want {
+		t.Errorf("server holds %v, want %v", got, want)
+	}
+}
+
+func TestTusReportsUnreachableServer(t *testing.T) {
+	r := tusRunner(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.txt")
+	os.WriteFile(src, []byte("abc"), 0o644)
+
+	// A listener that is closed at once gives a port with nothing behind it.
+	server := httptest.NewServer(http.NotFoundHandler())
+	serverURL, _ := url.Parse(server.URL)
+	server.Close()
+
+	results, err := r.runTus(tusJob{
+		Concurrency: 1,
+		ChunkSize:   1 << 20,
+		RetryDelays: []int{0},
+		Files:       []tusFile{{Path: src, UploadURL: uploadURL(serverURL, "x"), Size: 3}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].OK || results[0].Error == nil {
+		t.Fatalf("results = %+v, want one failure with an error", results)
+	}
+	if len(results[0].Retries) != 1 {
+		t.Errorf("retries = %+v, want the one that retryDelays [0] allows", results[0].Retries)
+	}
+}
+
+func TestCheckResumeRejectsRestart(t *testing.T) {
+	status := func(n int) *int { return &n }
+	text := func(s string) *string { return &s }
+	relay := &cutRelay{}
+	relay.cuts.Store(1)
+	relay.upstreamBytes.Store(100)
+	res := &tusResult{
+		Retries: []tusRetry{{Message: "socket hang up"}},
+		Requests: []tusRequest{
+			{Method: "HEAD", Status: status(200), Offset: text("0")},
+			{Method: "PATCH", UploadOffset: text("0")},
+			{Method: "HEAD", Status: status(200), Offset: text("0")},
+			{Method: "PATCH", UploadOffset: text("0"), Status: status(204), Offset: text("100")},
+		},
+	}
+	if _, err := checkResume(res, relay, 100, 50); err == nil {
+		t.Error("checkResume accepted a resume from offset 0")
+	}
+}
