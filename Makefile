@@ -35,3 +35,12 @@ clean:
 # io_uring forced off.
 e2e: build
 	bash cmd/storage-proxy-e2e/run.sh
+
+# The benchmark harness: the proxy against nginx, tusd, net/http, aiohttp and
+# the machine's own limit, side by side. Regenerates docs/benchmarks.md.
+bench: build
+	go run ./bench -proxy $(BIN) -markdown docs/benchmarks.md -json bench/results.json
+
+# The short mode CI runs: smaller sizes, 3 runs, fails under bench/floors.json.
+bench-ci: build
+	go run ./bench -proxy $(BIN) -short -runs 3 -floors bench/floors.json -json bench/results-ci.json
