@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -49,6 +50,15 @@ func runWorker(args []string) int {
 		log.Error("worker cannot use its client API socket", "err", err)
 		return 1
 	}
+	tlsOn := cfg.ClientAPI.SSLEnabled
+	if tlsOn {
+		cert, err := tls.LoadX509KeyPair(cfg.ClientAPI.SSLCert, cfg.ClientAPI.SSLPrivkey)
+		if err != nil {
+			log.Error("client API TLS certificate", "err", err)
+			return 1
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 
 	engine, info, err := uring.Open(ioEngineMode(cfg.StorageProxy.IOEngine), uring.Options{})
 	if err != nil {
@@ -66,6 +76,14 @@ func runWorker(args []string) int {
 	}
 	if dataPath == "auto" {
 		dataPath = "" // the data plane's default: sendfile on plain HTTP
+	}
+	if tlsOn && dataPath != "copy" {
+		// sendfile and splice cannot encrypt: under TLS every body is
+		// copied through user space with large buffers.
+		dataPath = "copy"
+		if index == 0 {
+			log.Info("client API uses TLS; download bodies are copied through user space instead of sendfile")
+		}
 	}
 	volumes := map[string]string{}
 	for _, v := range cfg.Volumes {
