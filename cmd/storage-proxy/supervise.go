@@ -16,10 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bai-storage/storage-proxy/control/cluster"
 	"github.com/bai-storage/storage-proxy/control/config"
 	"github.com/bai-storage/storage-proxy/control/logging"
 	"github.com/bai-storage/storage-proxy/control/manager"
+	"github.com/bai-storage/storage-proxy/control/metrics"
 	"github.com/bai-storage/storage-proxy/control/supervisor"
 	"github.com/bai-storage/storage-proxy/control/volume"
 	"github.com/bai-storage/storage-proxy/dataplane"
@@ -124,11 +127,16 @@ func superviseLoop(c cli, cfg *config.Config, logs *logging.Logging, log *slog.L
 	if err != nil {
 		return fmt.Errorf("manager API: %w", err)
 	}
+	metricsDir, err := makeMetricsDir(sp.IPCBasePath, sp.UID, sp.GID)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(metricsDir)
 	if err := supervisor.DropPrivileges(sp.UID, sp.GID); err != nil {
 		return err
 	}
 
-	workers, err := startWorkers(cfg, clientSockets, logs, log)
+	workers, err := startWorkers(cfg, clientSockets, metricsDir, logs, log)
 	if err != nil {
 		return err
 	}
@@ -152,11 +160,21 @@ func superviseLoop(c cli, cfg *config.Config, logs *logging.Logging, log *slog.L
 		stopWorkers(sp.ShutdownGrace)
 		return err
 	}
+	control := metrics.NewControl()
+	registerVolumeMetrics(control.Registry, volumes, info.Engine, effectiveDataPath(cfg))
+	gatherer := prometheus.Gatherers{control.Registry, metrics.Workers{Sockets: func() []string {
+		paths := make([]string, sp.NumProc)
+		for i := range paths {
+			paths[i] = metricsSocket(metricsDir, i)
+		}
+		return paths
+	}}}
+	handler = withMetrics(handler, control, gatherer)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(logs.Logger("http.access").Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(managerLn) }()
 
-	stopSweeper := startSweeper(cfg, log)
+	stopSweeper := startSweeper(cfg, control.UploadsExpired, log)
 	defer stopSweeper()
 
 	log.Info("Started service.", "client-api", cfg.ClientAPI.ServiceAddr.String(), "manager-api", cfg.ManagerAPI.ServiceAddr.String())
@@ -190,6 +208,19 @@ func superviseLoop(c cli, cfg *config.Config, logs *logging.Logging, log *slog.L
 	}
 	<-done
 	return nil
+}
+
+// effectiveDataPath returns how download bodies move: "copy" under TLS or
+// when configured, else "sendfile".
+func effectiveDataPath(cfg *config.Config) string {
+	dataPath := cfg.StorageProxy.DataPath
+	if env := os.Getenv("BACKEND_DATA_PATH"); env != "" {
+		dataPath = env
+	}
+	if dataPath == "copy" || cfg.ClientAPI.SSLEnabled {
+		return "copy"
+	}
+	return "sendfile"
 }
 
 func ioEngineMode(name string) uring.Mode {
@@ -235,12 +266,12 @@ func listen(l config.Listener) (net.Listener, error) {
 	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
 }
 
-func startWorkers(cfg *config.Config, sockets []*os.File, logs *logging.Logging, log *slog.Logger) (*supervisor.Supervisor, error) {
+func startWorkers(cfg *config.Config, sockets []*os.File, metricsDir string, logs *logging.Logging, log *slog.Logger) (*supervisor.Supervisor, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
 	}
-	env := append(os.Environ(), envConfigFile+"="+cfg.File)
+	env := append(os.Environ(), envConfigFile+"="+cfg.File, envMetricsDir+"="+metricsDir)
 	sup := supervisor.New(supervisor.Options{
 		Path:      self,
 		Args:      workerArgs(cfg),
@@ -281,7 +312,7 @@ func readiness(etcd *cluster.Client, workers *supervisor.Supervisor) func(contex
 
 // startSweeper removes partial uploads and completion markers older than
 // session-expire, once a minute, until the returned function is called.
-func startSweeper(cfg *config.Config, log *slog.Logger) func() {
+func startSweeper(cfg *config.Config, expired prometheus.Counter, log *slog.Logger) func() {
 	maxAge, ok := cfg.StorageProxy.SessionExpire.TimeDuration()
 	if !ok {
 		// Calendar durations: a month is at least 28 days.
@@ -300,6 +331,7 @@ func startSweeper(cfg *config.Config, log *slog.Logger) func() {
 				if err != nil {
 					log.Warn("upload sweeper failed", "volume", v.Name, "err", err)
 				} else if n > 0 {
+					expired.Add(float64(n))
 					log.Info("removed expired upload sessions", "volume", v.Name, "count", n)
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/bai-storage/storage-proxy/control/logging"
+	"github.com/bai-storage/storage-proxy/control/metrics"
 	"github.com/bai-storage/storage-proxy/control/supervisor"
 	"github.com/bai-storage/storage-proxy/dataplane"
 	"github.com/bai-storage/storage-proxy/uring"
@@ -70,19 +71,20 @@ func runWorker(args []string) int {
 		log.Info("io engine selected", "engine", info.Engine, "reason", info.Reason)
 	}
 
-	dataPath := cfg.StorageProxy.DataPath
-	if env := os.Getenv("BACKEND_DATA_PATH"); env != "" {
-		dataPath = env
+	// sendfile and splice cannot encrypt: under TLS every body is copied
+	// through user space with large buffers.
+	dataPath := effectiveDataPath(cfg)
+	if tlsOn && index == 0 {
+		log.Info("client API uses TLS; download bodies are copied through user space instead of sendfile")
 	}
-	if dataPath == "auto" {
-		dataPath = "" // the data plane's default: sendfile on plain HTTP
-	}
-	if tlsOn && dataPath != "copy" {
-		// sendfile and splice cannot encrypt: under TLS every body is
-		// copied through user space with large buffers.
-		dataPath = "copy"
-		if index == 0 {
-			log.Info("client API uses TLS; download bodies are copied through user space instead of sendfile")
+
+	measures := metrics.NewData()
+	if dir := os.Getenv(envMetricsDir); dir != "" {
+		stop, err := metrics.ServeUnix(metricsSocket(dir, index), measures.Registry)
+		if err != nil {
+			log.Warn("worker metrics unavailable", "err", err)
+		} else {
+			defer stop()
 		}
 	}
 	volumes := map[string]string{}
