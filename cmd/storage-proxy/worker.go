@@ -36,7 +36,7 @@ func runWorker(args []string) int {
 		printConfigError(os.Stderr, err)
 		return 1
 	}
-	level, err := logging.ParseLevel(cfg.Logging.Level)
+	level, err := logging.ForwardLevel(cfg.Logging)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storage-proxy worker:", err)
 		return 2
