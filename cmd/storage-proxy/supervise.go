@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -177,6 +178,29 @@ func superviseLoop(c cli, cfg *config.Config, logs *logging.Logging, log *slog.L
 	stopSweeper := startSweeper(cfg, control.UploadsExpired, log)
 	defer stopSweeper()
 
+	if sp.RegisterNode {
+		entry := cluster.ProxyEntry{
+			ClientAPI:  announceURL(sp.ClientURL, cfg.ClientAPI),
+			ManagerAPI: announceURL(sp.ManagerURL, cfg.ManagerAPI),
+			Secret:     cfg.ManagerAPI.Secret,
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		reg, err := etcd.Register(ctx, sp.NodeID, entry, 10*time.Second)
+		cancel()
+		if err != nil {
+			stopWorkers(sp.ShutdownGrace)
+			return fmt.Errorf("register-node: %w", err)
+		}
+		log.Info("registered in etcd", "name", sp.NodeID, "client_api", entry.ClientAPI, "manager_api", entry.ManagerAPI)
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := reg.Close(ctx); err != nil {
+				log.Warn("could not remove the etcd registration", "err", err)
+			}
+		}()
+	}
+
 	log.Info("Started service.", "client-api", cfg.ClientAPI.ServiceAddr.String(), "manager-api", cfg.ManagerAPI.ServiceAddr.String())
 	if cfg.Etcd.Embedded {
 		printDevBanner(os.Stdout, cfg)
@@ -208,6 +232,23 @@ func superviseLoop(c cli, cfg *config.Config, logs *logging.Logging, log *slog.L
 	}
 	<-done
 	return nil
+}
+
+// announceURL returns the configured URL, or one built from the listener's
+// address, with the host name in place of a wildcard host.
+func announceURL(configured string, l config.Listener) string {
+	if configured != "" {
+		return configured
+	}
+	scheme := "http"
+	if l.SSLEnabled {
+		scheme = "https"
+	}
+	host := l.ServiceAddr.Host
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host, _ = os.Hostname()
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(l.ServiceAddr.Port))
 }
 
 // effectiveDataPath returns how download bodies move: "copy" under TLS or
