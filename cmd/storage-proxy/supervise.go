@@ -280,6 +280,13 @@ func openVolumes(cfg *config.Config, engine uring.Engine, logs *logging.Logging)
 	for _, vc := range cfg.Volumes {
 		v, err := volume.Open(volume.Config{Name: vc.Name, Backend: vc.Backend, Path: vc.Path, FSPrefix: vc.FSPrefix, Options: vc.Options},
 			volume.Options{TreeIO: engine, ScandirLimit: cfg.StorageProxy.ScandirLimit, Logger: logs.Logger("storage-proxy.control")})
+		if err == nil {
+			// The background deleter and the clean-up of interrupted
+			// clones run in the supervisor only.
+			if err = v.Start(); err != nil {
+				v.Close()
+			}
+		}
 		if err != nil {
 			for _, o := range out {
 				o.Close()

@@ -103,6 +103,7 @@ func runWorker(args []string) int {
 		IdleTimeout:       sp.IdleTimeout,
 		UploadIdleTimeout: sp.UploadIdleTimeout,
 		Version:           version,
+		Metrics:           measures,
 		Logger:            root,
 	})
 	if err != nil {

@@ -63,11 +63,16 @@ var sessionPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // could not be decoded or whose signature or expiry is wrong; Fields is set
 // for a token whose claims do not match the schema, keyed by claim name.
 type Error struct {
-	Reason string
-	Fields map[string]string
+	// Missing is set when the request carried no token at all.
+	Missing bool
+	Reason  string
+	Fields  map[string]string
 }
 
 func (e *Error) Error() string {
+	if e.Missing {
+		return "token is required"
+	}
 	if e.Reason != "" {
 		return "cannot decode the given value as JWT: " + e.Reason
 	}
@@ -78,6 +83,9 @@ func (e *Error) Error() string {
 // Data returns the value that goes under "token" in the problem+json `data`
 // object: a string for decoding failures, an object for claim failures.
 func (e *Error) Data() any {
+	if e.Missing {
+		return "is required"
+	}
 	if e.Reason != "" {
 		return e.Error()
 	}
@@ -202,7 +210,7 @@ func VerifyUpload(secret []byte, tok string, now time.Time) (Upload, error) {
 
 func parse(secret []byte, tok string, now time.Time) (jwt.MapClaims, error) {
 	if tok == "" {
-		return nil, &Error{Fields: map[string]string{"token": "is required"}}
+		return nil, &Error{Missing: true}
 	}
 	claims := jwt.MapClaims{}
 	parser := jwt.NewParser(

@@ -143,7 +143,7 @@ func TestVerifyClaimSchema(t *testing.T) {
 		t.Fatalf("bad vfid: %v", err)
 	}
 
-	if _, err := VerifyDownload(secret, "", now); !errors.As(err, &te) || te.Fields["token"] != "is required" {
+	if _, err := VerifyDownload(secret, "", now); !errors.As(err, &te) || te.Data() != "is required" {
 		t.Fatalf("empty token: %v", err)
 	}
 }
