@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -269,4 +270,36 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 func unb64(s string) string {
 	b, _ := base64.StdEncoding.DecodeString(s)
 	return string(b)
+}
+
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed (Debian package systemd)")
+	}
+	unit, err := os.ReadFile("../../configs/backendai-storage-proxy.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := filepath.Abs("../../configs/run-storage-proxy.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// verify checks that ExecStart exists, so point it at the runner in
+	// the repository instead of the installed path.
+	text := strings.Replace(string(unit), "ExecStart=/home/bai/bin/run-storage-proxy.sh", "ExecStart="+runner, 1)
+	if text == string(unit) {
+		t.Fatal("unit has no ExecStart line for the runner script")
+	}
+	for _, want := range []string{"Restart=on-failure", "PIDFile=", "LimitNOFILE=5242880", "LimitNPROC=131072"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("unit lacks %q", want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "backendai-storage-proxy.service")
+	os.WriteFile(path, []byte(text), 0o644)
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
 }
