@@ -37,7 +37,9 @@ func StartMember(dir, clientAddr string, timeout time.Duration) (*Member, error)
 	cfg := embed.NewConfig()
 	cfg.Name = "storage-proxy-dev"
 	cfg.Dir = dir
-	cfg.LogLevel = "error"
+	// Start-up failures come back from StartEtcd; at "error" the member
+	// also logs a few harmless "server closed" lines on every Close.
+	cfg.LogLevel = "fatal"
 	cfg.LogOutputs = []string{"stderr"}
 	clientURL := url.URL{Scheme: "http", Host: net.JoinHostPort(host, portText)}
 	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort(host, strconv.Itoa(port+1))}
