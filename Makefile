@@ -44,3 +44,14 @@ bench: build
 # The short mode CI runs: smaller sizes, 3 runs, fails under bench/floors.json.
 bench-ci: build
 	go run ./bench -proxy $(BIN) -short -runs 3 -floors bench/floors.json -json bench/results-ci.json
+
+# Runs every fuzz target of the module for FUZZTIME each; crashers found are
+# written to the package's testdata/fuzz and then run by make test.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$(go list ./...); do \
+		for target in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
+			go test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
