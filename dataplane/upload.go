@@ -117,11 +117,7 @@ func (s *Server) uploadPatch(ctx *fasthttp.RequestCtx, entry *accessEntry) *apiE
 			" bytes is above the maximum upload size of "+strconv.FormatInt(s.opts.MaxUploadSize, 10)+" bytes", -1)
 	}
 	if ss.finished() {
-		// A retried final PATCH whose response was lost: the upload is done.
-		rejectUnreadBody(ctx)
-		setSessionHeaders(ctx, size, size)
-		ctx.SetStatusCode(fasthttp.StatusNoContent)
-		return nil
+		return finishedPatch(ctx, offset, size)
 	}
 
 	locked, apiErr := ss.lock()
@@ -138,12 +134,32 @@ func (s *Server) uploadPatch(ctx *fasthttp.RequestCtx, entry *accessEntry) *apiE
 		return apiErr
 	}
 	if ss.finished() {
-		rejectUnreadBody(ctx)
-		setSessionHeaders(ctx, size, size)
-		ctx.SetStatusCode(fasthttp.StatusNoContent)
-		return nil
+		return finishedPatch(ctx, offset, size)
 	}
 	return s.appendToSession(ctx, entry, ss, offset)
+}
+
+// finishedPatch answers a PATCH of a session whose file is complete. An
+// empty PATCH at the final offset (a retried last request whose response was
+// lost) succeeds; any other offset is a conflict like on an open session, so
+// a client never believes bytes were stored that were not.
+func finishedPatch(ctx *fasthttp.RequestCtx, offset, size int64) *apiError {
+	rejectUnreadBody(ctx)
+	if offset != size {
+		return offsetMismatch(offset, size)
+	}
+	setSessionHeaders(ctx, size, size)
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return nil
+}
+
+func offsetMismatch(offset, durable int64) *apiError {
+	return (&apiError{
+		status: fasthttp.StatusConflict,
+		typ:    typeOffsetMismatch,
+		title:  "Upload offset mismatch",
+		msg:    "Upload-Offset " + strconv.FormatInt(offset, 10) + " does not match the stored offset " + strconv.FormatInt(durable, 10),
+	}).withOffset(durable)
 }
 
 // appendToSession runs a locked PATCH: offset and size checks, the body
@@ -157,12 +173,7 @@ func (s *Server) appendToSession(ctx *fasthttp.RequestCtx, entry *accessEntry, s
 	}
 	if offset != durable {
 		rejectUnreadBody(ctx)
-		return (&apiError{
-			status: fasthttp.StatusConflict,
-			typ:    typeOffsetMismatch,
-			title:  "Upload offset mismatch",
-			msg:    "Upload-Offset " + strconv.FormatInt(offset, 10) + " does not match the stored offset " + strconv.FormatInt(durable, 10),
-		}).withOffset(durable)
+		return offsetMismatch(offset, durable)
 	}
 	remaining := size - durable
 	contentLength := int64(ctx.Request.Header.ContentLength())

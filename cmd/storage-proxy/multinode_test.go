@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bai-storage/storage-proxy/control/cluster"
+)
+
+// startNodes starts n proxies that share one etcd member and one volume
+// folder, as proxies on several hosts share an NFS volume.
+func startNodes(t *testing.T, n int) []*testProxy {
+	t.Helper()
+	etcdAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	member, err := cluster.StartMember(t.TempDir(), etcdAddr, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(member.Close)
+	shared := filepath.Join(t.TempDir(), "shared-volume")
+	os.MkdirAll(shared, 0o755)
+
+	var nodes []*testProxy
+	for i := 0; i < n; i++ {
+		p := writeConfig(t, 1, false)
+		cfg, _ := os.ReadFile(p.configFile)
+		text := string(cfg)
+		text = strings.Replace(text, `node-id = "test-node"`, fmt.Sprintf(`node-id = "node-%d"`, i), 1)
+		text = strings.Replace(text, `path = "volumes/local"`, fmt.Sprintf("path = %q", shared), 1)
+		port := strings.TrimSpace(strings.Split(strings.Split(text, "port = ")[1], " ")[0])
+		text = strings.Replace(text, "port = "+port+" }", "port = "+strings.Split(etcdAddr, ":")[1]+" }", 1)
+		os.WriteFile(p.configFile, []byte(text), 0o644)
+		p.dir = filepath.Dir(shared) // volume files live in the shared folder
+		p.start(t)
+		nodes = append(nodes, p)
+	}
+	for _, p := range nodes {
+		waitStatus(t, p.clientURL+"/", 15*time.Second)
+	}
+	return nodes
+}
+
+func patch(p *testProxy, tok string, offset int64, body io.Reader, length int64) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodPatch, p.clientURL+"/upload?token="+tok, body)
+	req.ContentLength = length
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Upload-Offset"), nil
+}
+
+func TestSharedVolumeAcrossNodes(t *testing.T) {
+	nodes := startNodes(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	if status, out := managerCall(t, a, http.MethodPost, "/folder/create", map[string]any{"volume": "local", "vfid": testVFID}); status != http.StatusNoContent {
+		t.Fatalf("create folder: %d %s", status, out)
+	}
+	vfolder := filepath.Join(a.dir, "shared-volume", "3e1c7c7a5f0a4c519a2d0c6a2b7f4e11", "9b", "2f", "4c1d8e7a4b6c9d0e1f2a3b4c5d6e")
+	staging := filepath.Join(a.dir, "shared-volume", "3e1c7c7a5f0a4c519a2d0c6a2b7f4e11", ".upload")
+
+	t.Run("resume on another node after a crash", func(t *testing.T) {
+		const size = 16 << 20
+		content := make([]byte, size)
+		rand.New(rand.NewSource(2)).Read(content)
+		tok := mintToken(t, a, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "moved.bin", "size": size})
+		partial := filepath.Join(staging, sessionOf(t, tok))
+
+		body, w := io.Pipe()
+		done := make(chan struct{})
+		go func() { patch(a, tok, 0, body, size); close(done) }()
+		go w.Write(content[:5<<20])
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if fi, err := os.Stat(partial); err == nil && fi.Size() >= 5<<20 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("node A never stored 5 MiB")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Node A dies outright, workers and all.
+		for _, w := range children(a.cmd.Process.Pid) {
+			syscall.Kill(w, syscall.SIGKILL)
+		}
+		a.cmd.Process.Signal(syscall.SIGKILL)
+		w.CloseWithError(io.ErrUnexpectedEOF)
+		<-done
+
+		offset := headOffset(t, b, tok)
+		if offset < 5<<20 || offset > size {
+			t.Fatalf("node B reports offset %d", offset)
+		}
+		if other := headOffset(t, c, tok); other != offset {
+			t.Fatalf("node C reports offset %d, node B %d", other, offset)
+		}
+		status, _, err := patch(b, tok, offset, bytes.NewReader(content[offset:]), size-offset)
+		if err != nil || status != http.StatusNoContent {
+			t.Fatalf("resume on node B: %d %v", status, err)
+		}
+		got, err := os.ReadFile(filepath.Join(vfolder, "moved.bin"))
+		if err != nil || sha256.Sum256(got) != sha256.Sum256(content) {
+			t.Fatalf("file after the resume differs from the source (%v)", err)
+		}
+	})
+
+	t.Run("concurrent PATCHes through two nodes never interleave", func(t *testing.T) {
+		const size = 8 << 20
+		for round := 0; round < 5; round++ {
+			tok := mintToken(t, b, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "race-" + strconv.Itoa(round) + ".bin", "size": size})
+			one := bytes.Repeat([]byte{'b'}, size)
+			two := bytes.Repeat([]byte{'c'}, size)
+			var wg sync.WaitGroup
+			statuses := make([]int, 2)
+			for i, node := range []*testProxy{b, c} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					data := one
+					if i == 1 {
+						data = two
+					}
+					statuses[i], _, _ = patch(node, tok, 0, bytes.NewReader(data), size)
+				}()
+			}
+			wg.Wait()
+			ok := 0
+			for _, s := range statuses {
+				switch s {
+				case http.StatusNoContent:
+					ok++
+				case http.StatusConflict, http.StatusLocked:
+				default:
+					t.Fatalf("round %d: unexpected status %v", round, statuses)
+				}
+			}
+			if ok != 1 {
+				t.Fatalf("round %d: statuses %v, want exactly one 204", round, statuses)
+			}
+			got, err := os.ReadFile(filepath.Join(vfolder, "race-"+strconv.Itoa(round)+".bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, one) && !bytes.Equal(got, two) {
+				t.Fatalf("round %d: the file mixes the two bodies", round)
+			}
+		}
+	})
+}
