@@ -24,6 +24,11 @@ test: build
 	go vet ./...
 	go test -count=1 -timeout 20m ./...
 
+# The memory soak: 32 uploads of 128 MiB and 32 downloads of 1 GiB at once
+# through the real binary; fails when a worker's peak RSS reaches 64 MiB.
+soak: build
+	STORAGE_PROXY_SOAK=1 go test -count=1 -timeout 30m -run 'TestSoakWorkerMemory' -v ./cmd/storage-proxy/
+
 test-race:
 	go test -race -count=1 -timeout 20m ./uring/ ./control/... ./dataplane/
 
