@@ -178,7 +178,7 @@ func withoutBackendEnv() []string {
 	return env
 }
 
-// waitStatus polls GET url until it answers 200 or the deadline passes.
+// waitStatus polls GET url until the response is 200 or the deadline passes.
 func waitStatus(t *testing.T, url string, within time.Duration) map[string]any {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}

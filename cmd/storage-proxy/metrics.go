@@ -16,7 +16,7 @@ import (
 	"github.com/bai-storage/storage-proxy/control/volume"
 )
 
-// envMetricsDir tells workers where to put their metrics sockets.
+// envMetricsDir is the folder where workers create their metrics sockets.
 const envMetricsDir = "STORAGE_PROXY_METRICS_DIR"
 
 // metricsSocket returns worker i's metrics socket in dir.

@@ -42,7 +42,7 @@ func ServeUnix(path string, reg prometheus.Gatherer) (stop func(), err error) {
 type Workers struct {
 	// Sockets returns the socket path of each worker slot, indexed by slot.
 	Sockets func() []string
-	// Timeout bounds one worker's answer; zero means 2 s.
+	// Timeout bounds the scrape of one worker; zero means 2 s.
 	Timeout time.Duration
 }
 

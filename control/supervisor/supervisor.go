@@ -3,14 +3,15 @@
 // processes that serve the client API.
 //
 // The supervisor binds one SO_REUSEPORT socket per worker slot before it
-// drops privileges, and hands slot i's socket to worker i (and to whatever
-// worker replaces it), so ports below 1024 keep working across restarts and
-// the kernel spreads new connections over the slots. Each worker also gets
+// drops privileges. Slot i's socket goes to worker i and to whatever worker
+// replaces it, so ports below 1024 keep working across restarts. The kernel
+// spreads new connections over the slots. Each worker also gets a ready
+// pipe, which it writes one byte to once it serves, and
 // the write end of a pipe for its log records, which the supervisor relays
 // through its own log drivers, so only one process writes each log file.
 //
-// Lifecycle: Start launches every worker; a worker that exits on its own is
-// restarted after a backoff (100 ms doubling up to 10 s, reset after a
+// Lifecycle: Start launches every worker and waits until each is ready. A
+// worker that exits on its own is restarted after a backoff (100 ms doubling up to 10 s, reset after a
 // minute of uptime) with one log line each time. Stop sends SIGTERM to every
 // worker, waits up to the grace period for them to finish in-flight
 // requests, then sends SIGKILL to the rest and reaps them.

@@ -35,7 +35,7 @@ type Download struct {
 	Volume  string
 	VFID    vfid.VFolderID
 	Relpath string
-	// Archive asks for a directory to be streamed as a ZIP.
+	// Archive requests a directory streamed as a ZIP.
 	Archive bool
 	// UnmanagedPath, when non-empty, is an absolute directory used in place
 	// of the vfolder. Only the manager can put it into a token.
