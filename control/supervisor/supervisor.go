@@ -6,13 +6,13 @@
 // drops privileges. Slot i's socket goes to worker i and to whatever worker
 // replaces it, so ports below 1024 keep working across restarts. The kernel
 // spreads new connections over the slots. Each worker also gets a ready
-// pipe, which it writes one byte to once it serves, and
-// the write end of a pipe for its log records, which the supervisor relays
-// through its own log drivers, so only one process writes each log file.
+// pipe, which it writes one byte to once it serves, and the write end of a
+// pipe for its log records, which the supervisor relays through its own log
+// drivers, so only one process writes each log file.
 //
 // Lifecycle: Start launches every worker and waits until each is ready. A
-// worker that exits on its own is restarted after a backoff (100 ms doubling up to 10 s, reset after a
-// minute of uptime) with one log line each time. Stop sends SIGTERM to every
+// worker that exits on its own is restarted after a backoff (100 ms
+// doubling up to 10 s, reset after a minute of uptime) with one log line each time. Stop sends SIGTERM to every
 // worker, waits up to the grace period for them to finish in-flight
 // requests, then sends SIGKILL to the rest and reaps them.
 //
