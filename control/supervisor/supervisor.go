@@ -12,9 +12,10 @@
 //
 // Lifecycle: Start launches every worker and waits until each is ready. A
 // worker that exits on its own is restarted after a backoff (100 ms
-// doubling up to 10 s, reset after a minute of uptime) with one log line each time. Stop sends SIGTERM to every
-// worker, waits up to the grace period for them to finish in-flight
-// requests, then sends SIGKILL to the rest and reaps them.
+// doubling up to 10 s, reset after a minute of uptime) with one log line
+// each time. Stop sends SIGTERM to every worker, waits up to the grace
+// period for them to finish in-flight requests, then sends SIGKILL to the
+// rest and reaps them.
 //
 // This package imports nothing from this module.
 package supervisor
