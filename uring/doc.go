@@ -16,6 +16,10 @@
 // which every call returns an *OpError wrapping ErrClosed. Ring's doc comment
 // describes its start, drain and close steps.
 //
+// io_uring is not faster for every operation: Info.Prefer names the faster
+// engine per kind of operation, as measured by this package's benchmarks,
+// and Preferred returns it.
+//
 // Dependencies: the standard library, golang.org/x/sys/unix and
 // github.com/pawelgaczynski/giouring only. This package must never import
 // another package of this module, because both planes import it. giouring is

@@ -80,7 +80,8 @@ type Engine interface {
 	// StatxBatch runs Statx(dirfd, names[i], flags, mask, &out[i]) for
 	// every i and stores each result's error in errs[i] (nil on success).
 	// Ring keeps up to Options.BatchDepth of them in flight at once, in no
-	// fixed order; Syscall runs them one after another. The returned error
+	// fixed order. Syscall runs them one after another, or in
+	// BatchGoroutines parallel parts. The returned error
 	// is non-nil only when the batch did not run at all: out or errs is
 	// shorter than names, or the engine is closed.
 	StatxBatch(dirfd int, names []string, flags, mask int, out []unix.Statx_t, errs []error) error

@@ -25,7 +25,7 @@ type Preference struct {
 var measuredPreference = Preference{
 	LargeWrites:   "syscall",
 	SmallWrites:   "syscall",
-	StatxBatch:    "syscall",
+	StatxBatch:    "io_uring",
 	UnlinkatBatch: "io_uring",
 }
 
