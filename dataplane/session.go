@@ -83,6 +83,9 @@ func (s *Server) openSession(ctx *fasthttp.RequestCtx) (*session, *apiError) {
 	if err != nil {
 		return nil, tokenError(err)
 	}
+	// tus Expiration extension: once the token expires the session cannot
+	// be resumed.
+	ctx.Response.Header.Set("Upload-Expires", string(fasthttp.AppendHTTPDate(nil, claims.Expires)))
 	target, apiErr := uploadTarget(args, claims.Relpath)
 	if apiErr != nil {
 		return nil, apiErr

@@ -247,19 +247,27 @@ func TestRegisterNodeWritesEtcdKeys(t *testing.T) {
 	p.start(t)
 	waitStatus(t, p.mgrURL+"/", 10*time.Second)
 
-	// Read the keys back with etcd's own v3 JSON gateway.
+	// Read the keys back with etcd's own v3 JSON gateway. The manager API
+	// may respond before the registration is written, so poll for up to 10 s.
 	port := strings.TrimSpace(strings.Split(strings.Split(text, "port = ")[1], " ")[0])
 	key := "/sorna/test/volumes/proxies/test-node/client_api"
 	body, _ := json.Marshal(map[string]string{"key": b64(key)})
-	resp, err := http.Post("http://127.0.0.1:"+port+"/v3/kv/range", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var reply struct {
 		Kvs []struct{ Value string } `json:"kvs"`
 	}
-	json.NewDecoder(resp.Body).Decode(&reply)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Post("http://127.0.0.1:"+port+"/v3/kv/range", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&reply)
+		resp.Body.Close()
+		if len(reply.Kvs) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if len(reply.Kvs) != 1 || unb64(reply.Kvs[0].Value) != "http://storage.example:6021" {
 		t.Fatalf("client_api key = %+v", reply)
 	}
