@@ -30,12 +30,25 @@ const doneSuffix = ".done"
 // counts them. Sessions created by other processes, or before a restart,
 // are not counted.
 type uploadReservations struct {
-	// mu guards sessions and serialises the free-space check with the
-	// creation of the partial file, so two sessions cannot both claim the
-	// same free space.
+	// mu guards the fields below and serialises the free-space check with
+	// the creation of the partial file, so two sessions cannot both claim
+	// the same free space.
 	mu       sync.Mutex
 	sessions map[string]reservation
+	// pending is the bytes the sessions still expected at scannedAt, plus
+	// the sizes of the sessions recorded since. Between scans it can only
+	// overestimate, because arriving bytes are not subtracted.
+	pending   int64
+	scannedAt time.Time
+	// scans counts full scans, for tests.
+	scans int
 }
+
+// rescanInterval bounds how often the free-space check stats every open
+// session's partial file. Without it each new session costs a stat of every
+// other open session: an upload of 10,000 files slowed from 2 ms to 20 ms per
+// session.
+const rescanInterval = 2 * time.Second
 
 type reservation struct {
 	// partial is the partial file relative to the mount.
@@ -45,9 +58,20 @@ type reservation struct {
 }
 
 // pendingLocked returns the bytes still to arrive for the recorded
-// sessions, dropping those whose partial file is gone (finished or swept)
-// or whose token expired. The caller holds r.mu.
+// sessions, from a scan at most rescanInterval old plus the sessions
+// recorded since. The caller holds r.mu.
 func (r *uploadReservations) pendingLocked(mount *beneath.Dir, now time.Time) int64 {
+	if !r.scannedAt.IsZero() && now.Sub(r.scannedAt) < rescanInterval && !now.Before(r.scannedAt) {
+		return r.pending
+	}
+	return r.rescanLocked(mount, now)
+}
+
+// rescanLocked stats every recorded session's partial file and returns the
+// bytes they still expect, dropping sessions whose partial file is gone
+// (finished or swept) or whose token expired. The caller holds r.mu.
+func (r *uploadReservations) rescanLocked(mount *beneath.Dir, now time.Time) int64 {
+	r.scans++
 	var pending int64
 	for id, res := range r.sessions {
 		var st unix.Stat_t
@@ -60,6 +84,7 @@ func (r *uploadReservations) pendingLocked(mount *beneath.Dir, now time.Time) in
 			pending += left
 		}
 	}
+	r.pending, r.scannedAt = pending, now
 	return pending
 }
 
@@ -156,7 +181,13 @@ func (v *vfs) createPartial(req UploadRequest, staging *beneath.Dir, id string) 
 	if err != nil {
 		return fmt.Errorf("statfs %s: %w", v.cfg.Path, err)
 	}
-	pending := v.uploads.pendingLocked(v.mount, time.Now())
+	now := time.Now()
+	pending := v.uploads.pendingLocked(v.mount, now)
+	if req.Size > available-pending {
+		// The cached figure may still count sessions that have ended since
+		// the last scan; look again before refusing.
+		pending = v.uploads.rescanLocked(v.mount, now)
+	}
 	if req.Size > available-pending {
 		msg := fmt.Sprintf("not enough space on volume %s for an upload of %d bytes: %d bytes are available and open upload sessions still expect %d", v.cfg.Name, req.Size, available, pending)
 		return newError(ErrInsufficientStorage, "size", msg, nil)
@@ -170,6 +201,7 @@ func (v *vfs) createPartial(req UploadRequest, staging *beneath.Dir, id string) 
 	}
 	partial := path.Join(quotaScopeRel(req.VFID), vfid.StagingDirName, id)
 	v.uploads.sessions[id] = reservation{partial: partial, size: req.Size, expires: req.Expires}
+	v.uploads.pending += req.Size
 	return nil
 }
 
