@@ -21,8 +21,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -109,12 +111,17 @@ func main() {
 
 // run prepares the work dir, the dataset and (unless a target is given)
 // the proxy, then runs the phases in order.
-func run(o options) error {
+func run(o options) (err error) {
 	started := time.Now()
 	workDir, cleanup, err := prepareWorkDir(o.workDir)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w\nwork dir kept for inspection: %s (remove it when done)", err, workDir)
+		}
+	}()
 	if o.datasetDir == "" {
 		o.datasetDir = filepath.Join(workDir, "dataset")
 	}
@@ -151,6 +158,7 @@ func run(o options) error {
 			return err
 		}
 		defer proxy.kill()
+		stopOnSignal(proxy, workDir)
 		t = local
 		fmt.Printf("proxy     started %s: client API %s, manager API %s, BACKEND_IO_ENGINE=%q\n          %s\n",
 			o.binary, t.clientURL, t.managerURL, os.Getenv("BACKEND_IO_ENGINE"), proxy.engineLine())
@@ -195,6 +203,22 @@ func run(o options) error {
 	}
 	fmt.Printf("work dir kept: %s\n", workDir)
 	return nil
+}
+
+// stopOnSignal stops the proxy with SIGTERM and exits with status 1 when
+// the driver gets SIGINT or SIGTERM, so an interrupted run leaves no proxy
+// behind.
+func stopOnSignal(proxy *proxyProcess, workDir string) {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-signals
+		fmt.Fprintf(os.Stderr, "storage-proxy-e2e: %s received, stopping the proxy; work dir kept: %s\n", sig, workDir)
+		if err := proxy.stop(30 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "storage-proxy-e2e:", err)
+		}
+		os.Exit(1)
+	}()
 }
 
 // prepareWorkDir returns dir (created if needed) or a new temporary folder,
@@ -251,9 +275,10 @@ type runner struct {
 	data    *dataset
 	workDir string
 
-	qsid      string
-	vfid      string
-	mountPath string
+	volumePath string // the volume's path from GET /volumes
+	qsid       string
+	vfid       string
+	mountPath  string
 	// mountLocal reports whether mountPath exists on this machine, so
 	// on-disk checks can run.
 	mountLocal   bool

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -237,17 +238,26 @@ func (r *runner) checkUsedBytes(used int64) error {
 type treeUsage struct {
 	entries   int64 // files, directories and anything else, the root excluded
 	apparent  int64 // sum of lstat st_size
+	dirBytes  int64 // the part of apparent that directories contribute
 	allocated int64 // sum of st_blocks*512, hard links counted once
 }
 
 func diskUsage(root string) (treeUsage, error) {
 	var u treeUsage
 	seen := map[[2]uint64]bool{}
+	// Entries that vanish during the walk are skipped, because the walk
+	// may race with a background deletion.
 	err := filepath.WalkDir(root, func(p string, entry fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p != root {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		info, err := entry.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -260,6 +270,9 @@ func diskUsage(root string) (treeUsage, error) {
 		if p != root {
 			u.entries++
 			u.apparent += info.Size()
+			if entry.IsDir() {
+				u.dirBytes += info.Size()
+			}
 		}
 		return nil
 	})

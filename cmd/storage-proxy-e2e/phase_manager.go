@@ -96,6 +96,7 @@ func (r *runner) checkVolumes() error {
 		if v.Backend == "" || v.Path == "" || v.FSPrefix == nil || !slices.Contains(v.Capabilities, "vfolder") {
 			return fmt.Errorf("GET /volumes: volume %q lacks backend, path, fsprefix or the vfolder capability: %+v", v.Name, v)
 		}
+		r.volumePath = v.Path
 		return nil
 	}
 	return fmt.Errorf("GET /volumes does not list volume %q (it lists %q)", r.target.volume, names)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -198,10 +199,12 @@ func (r *runner) runTus(job tusJob) ([]tusResult, error) {
 }
 
 // checkResume requires that the relay cut the large file's upload exactly
-// once and that the client then requested the offset with HEAD. The next
-// PATCH must start at exactly that offset, which must be above zero, and
-// the relay must not have carried the file twice. It returns a description
-// of the resume for the summary line.
+// once and that the client then resumed from the server's offset. After
+// the cut, the client must send HEAD and get an offset above zero, and every
+// PATCH must carry the offset that the server returned last. A 409 or 423
+// (the proxy may still hold the broken PATCH's lock) is allowed because the
+// client then asks again with HEAD. The relay must not have carried the file
+// twice. It returns a description of the resume for the summary line.
 func checkResume(res *tusResult, relay *cutRelay, size, cutAfter int64) (string, error) {
 	if cuts := relay.cuts.Load(); cuts != 1 {
 		return "", fmt.Errorf("the relay cut %d connections, want 1 (it carried %d bytes)", cuts, relay.upstreamBytes.Load())
@@ -214,60 +217,82 @@ func checkResume(res *tusResult, relay *cutRelay, size, cutAfter int64) (string,
 		return "", fmt.Errorf("the first request was not HEAD, as it is with uploadUrl set: %+v", firstRequests(reqs))
 	}
 
-	// Find the PATCH that the cut broke: the first request without a
-	// response.
-	broken := -1
-	for i, req := range reqs {
-		if req.Status == nil {
-			broken = i
-			break
-		}
-	}
+	// The cut broke the first request that got no response.
+	broken := slices.IndexFunc(reqs, func(req tusRequest) bool { return req.Status == nil })
 	if broken < 0 || reqs[broken].Method != "PATCH" {
 		return "", fmt.Errorf("no PATCH failed without a response although the relay cut one: %+v", firstRequests(reqs))
 	}
-	if broken+2 >= len(reqs) {
-		return "", fmt.Errorf("no HEAD and PATCH followed the cut: %+v", reqs[broken:])
-	}
-	head, next := reqs[broken+1], reqs[broken+2]
-	if head.Method != "HEAD" || head.Status == nil || *head.Status != 200 || head.Offset == nil {
-		return "", fmt.Errorf("after the cut the client sent %+v, want a HEAD with status 200 and Upload-Offset", head)
-	}
-	resumeAt, err := strconv.ParseInt(*head.Offset, 10, 64)
-	if err != nil || resumeAt <= 0 || resumeAt >= size {
-		return "", fmt.Errorf("HEAD after the cut returned Upload-Offset %q, want a number in (0, %d)", *head.Offset, size)
-	}
-	if next.Method != "PATCH" || next.UploadOffset == nil || *next.UploadOffset != *head.Offset {
-		return "", fmt.Errorf("after HEAD returned offset %d the client sent %+v, want PATCH with Upload-Offset %d", resumeAt, next, resumeAt)
+	if next := reqs[broken+1:]; len(next) == 0 || next[0].Method != "HEAD" {
+		return "", fmt.Errorf("after the cut the client did not send HEAD first: %+v", firstRequests(next))
 	}
 
-	// Every later request must succeed, and the offsets must only grow.
-	last := resumeAt
+	resumeAt, conflicts := int64(-1), 0
+	var serverOffset *string // the Upload-Offset the server returned last
 	for _, req := range reqs[broken+1:] {
-		if req.Status == nil || (*req.Status != 200 && *req.Status != 204) {
-			return "", fmt.Errorf("after the resume a %s failed: %+v", req.Method, req)
+		if req.Status == nil {
+			return "", fmt.Errorf("a %s failed without a response after the resume, although the relay cuts only once", req.Method)
 		}
-		if req.Offset == nil {
-			return "", fmt.Errorf("%s returned status %d without Upload-Offset", req.Method, *req.Status)
+		if req.Method == "PATCH" {
+			if serverOffset == nil || req.UploadOffset == nil || *req.UploadOffset != *serverOffset {
+				return "", fmt.Errorf("after the cut a PATCH sent Upload-Offset %s, but the server last returned %s", derefOr(req.UploadOffset, "none"), derefOr(serverOffset, "none"))
+			}
+			if *req.Status == 409 || *req.Status == 423 {
+				conflicts++
+				serverOffset = nil // the client must ask again with HEAD
+				continue
+			}
 		}
-		offset, err := strconv.ParseInt(*req.Offset, 10, 64)
-		if err != nil || offset < last || offset > size {
-			return "", fmt.Errorf("%s returned Upload-Offset %q after offset %d (size %d)", req.Method, *req.Offset, last, size)
+		if *req.Status != 200 && *req.Status != 204 {
+			return "", fmt.Errorf("after the cut a %s returned status %d", req.Method, *req.Status)
 		}
-		last = offset
+		offset, err := parseOffset(req.Offset, size)
+		if err != nil {
+			return "", fmt.Errorf("after the cut a %s returned status %d with %w", req.Method, *req.Status, err)
+		}
+		if req.Method == "PATCH" {
+			if sent, _ := parseOffset(req.UploadOffset, size); offset < sent {
+				return "", fmt.Errorf("a PATCH from offset %d returned Upload-Offset %d", sent, offset)
+			}
+		}
+		if req.Method == "HEAD" && resumeAt < 0 {
+			if offset == 0 {
+				return "", errors.New("the first HEAD after the cut returned Upload-Offset 0: the server lost what it had stored")
+			}
+			resumeAt = offset
+		}
+		serverOffset = req.Offset
 	}
-	if last != size {
-		return "", fmt.Errorf("the last response reported Upload-Offset %d, want %d", last, size)
+	if last, _ := parseOffset(serverOffset, size); serverOffset == nil || last != size {
+		return "", fmt.Errorf("the last response returned Upload-Offset %s, want %d", derefOr(serverOffset, "none"), size)
 	}
 
 	// Resending from zero would push at least cutAfter more bytes through
-	// the relay than the file holds.
+	// the relay than the file contains.
 	carried := relay.upstreamBytes.Load()
 	if carried >= size+cutAfter {
 		return "", fmt.Errorf("the relay carried %d bytes for a %d-byte file cut after %d: the client restarted instead of resuming", carried, size, cutAfter)
 	}
-	return fmt.Sprintf("large file cut after %d bytes, resumed at server offset %d (%d requests, relay carried %d bytes)",
-		cutAfter, resumeAt, len(reqs), carried), nil
+	return fmt.Sprintf("large file cut after %d bytes, resumed at server offset %d (%d requests, %d conflicts, relay carried %d bytes)",
+		cutAfter, resumeAt, len(reqs), conflicts, carried), nil
+}
+
+// parseOffset parses an Upload-Offset value, which must lie in [0, size].
+func parseOffset(value *string, size int64) (int64, error) {
+	if value == nil {
+		return 0, errors.New("no Upload-Offset")
+	}
+	offset, err := strconv.ParseInt(*value, 10, 64)
+	if err != nil || offset < 0 || offset > size {
+		return 0, fmt.Errorf("Upload-Offset %q, want a number from 0 to %d", *value, size)
+	}
+	return offset, nil
+}
+
+func derefOr(s *string, fallback string) string {
+	if s == nil {
+		return fallback
+	}
+	return *s
 }
 
 func firstRequests(reqs []tusRequest) []tusRequest {

@@ -174,22 +174,73 @@ func TestTusReportsUnreachableServer(t *testing.T) {
 	}
 }
 
-func TestCheckResumeRejectsRestart(t *testing.T) {
-	status := func(n int) *int { return &n }
-	text := func(s string) *string { return &s }
+// resumeTrace returns a traced large-file upload of 100 bytes whose second
+// PATCH the relay broke, followed by the given requests.
+func resumeTrace(after ...tusRequest) (*tusResult, *cutRelay) {
 	relay := &cutRelay{}
 	relay.cuts.Store(1)
 	relay.upstreamBytes.Store(100)
 	res := &tusResult{
 		Retries: []tusRetry{{Message: "socket hang up"}},
-		Requests: []tusRequest{
-			{Method: "HEAD", Status: status(200), Offset: text("0")},
-			{Method: "PATCH", UploadOffset: text("0")},
-			{Method: "HEAD", Status: status(200), Offset: text("0")},
-			{Method: "PATCH", UploadOffset: text("0"), Status: status(204), Offset: text("100")},
-		},
+		Requests: append([]tusRequest{
+			{Method: "HEAD", Status: ptr(200), Offset: ptr("0")},
+			{Method: "PATCH", UploadOffset: ptr("0"), Status: ptr(204), Offset: ptr("40")},
+			{Method: "PATCH", UploadOffset: ptr("40")},
+		}, after...),
 	}
+	return res, relay
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestCheckResumeAcceptsResume(t *testing.T) {
+	res, relay := resumeTrace(
+		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
+		tusRequest{Method: "PATCH", UploadOffset: ptr("55"), Status: ptr(204), Offset: ptr("100")},
+	)
+	if _, err := checkResume(res, relay, 100, 50); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCheckResumeAcceptsConflictThenHead(t *testing.T) {
+	res, relay := resumeTrace(
+		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("50")},
+		tusRequest{Method: "PATCH", UploadOffset: ptr("50"), Status: ptr(409)},
+		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
+		tusRequest{Method: "PATCH", UploadOffset: ptr("55"), Status: ptr(204), Offset: ptr("100")},
+	)
+	if _, err := checkResume(res, relay, 100, 50); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCheckResumeRejectsRestart(t *testing.T) {
+	res, relay := resumeTrace(
+		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("0")},
+		tusRequest{Method: "PATCH", UploadOffset: ptr("0"), Status: ptr(204), Offset: ptr("100")},
+	)
 	if _, err := checkResume(res, relay, 100, 50); err == nil {
 		t.Error("checkResume accepted a resume from offset 0")
+	}
+}
+
+func TestCheckResumeRejectsWrongOffset(t *testing.T) {
+	res, relay := resumeTrace(
+		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
+		tusRequest{Method: "PATCH", UploadOffset: ptr("40"), Status: ptr(204), Offset: ptr("100")},
+	)
+	if _, err := checkResume(res, relay, 100, 50); err == nil {
+		t.Error("checkResume accepted a PATCH from an offset the server never returned")
+	}
+}
+
+func TestCheckResumeRejectsIncomplete(t *testing.T) {
+	res, relay := resumeTrace(
+		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
+		tusRequest{Method: "PATCH", UploadOffset: ptr("55"), Status: ptr(204), Offset: ptr("90")},
+	)
+	if _, err := checkResume(res, relay, 100, 50); err == nil {
+		t.Error("checkResume accepted an upload that ended at offset 90 of 100")
 	}
 }
