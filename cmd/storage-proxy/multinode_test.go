@@ -122,6 +122,30 @@ func TestSharedVolumeAcrossNodes(t *testing.T) {
 		}
 	})
 
+	t.Run("sequential PATCHes alternate nodes", func(t *testing.T) {
+		const chunk, chunks = 1 << 20, 16
+		content := make([]byte, chunk*chunks)
+		rand.New(rand.NewSource(3)).Read(content)
+		tok := mintToken(t, b, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "alternating.bin", "size": len(content)})
+		for i := 0; i < chunks; i++ {
+			node := []*testProxy{b, c}[i%2]
+			offset := int64(i * chunk)
+			status, reported, err := patch(node, tok, offset, bytes.NewReader(content[offset:offset+chunk]), chunk)
+			if err != nil || status != http.StatusNoContent || reported != strconv.FormatInt(offset+chunk, 10) {
+				t.Fatalf("PATCH %d through node %d: %d, offset %q, %v", i, i%2+1, status, reported, err)
+			}
+			if i < chunks-1 {
+				if hb, hc := headOffset(t, b, tok), headOffset(t, c, tok); hb != offset+chunk || hc != offset+chunk {
+					t.Fatalf("after PATCH %d the nodes report offsets %d and %d, want %d", i, hb, hc, offset+chunk)
+				}
+			}
+		}
+		got, err := os.ReadFile(filepath.Join(vfolder, "alternating.bin"))
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("alternating upload differs from the source (%v)", err)
+		}
+	})
+
 	t.Run("concurrent PATCHes through two nodes never interleave", func(t *testing.T) {
 		const size = 8 << 20
 		for round := 0; round < 5; round++ {
