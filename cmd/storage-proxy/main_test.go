@@ -38,10 +38,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// handedOut holds the ports freePort returned, so that two proxies started
+// one after the other never get the same port before either has bound it.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // freePort returns a port that was free a moment ago, with port+1 free too
-// (the embedded etcd member's peer port).
+// (the embedded etcd member's peer port). Neither was returned before.
 func freePort(t *testing.T) int {
 	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	for i := 0; i < 50; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -49,8 +58,12 @@ func freePort(t *testing.T) int {
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
+		if handedOut.ports[port] || handedOut.ports[port+1] {
+			continue
+		}
 		if next, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1)); err == nil {
 			next.Close()
+			handedOut.ports[port], handedOut.ports[port+1] = true, true
 			return port
 		}
 	}
