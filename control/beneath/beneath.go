@@ -25,6 +25,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -81,8 +82,14 @@ var openat2Missing atomic.Bool
 // concurrent use. Close releases it; files opened through it stay open.
 type Dir struct {
 	fd   int
-	root *os.Root
 	path string
+
+	// rootOnce creates root on first use: most Dirs only open files with
+	// openat2 and never need it, and creating one costs an open through
+	// /proc.
+	rootOnce sync.Once
+	root     *os.Root
+	rootErr  error
 }
 
 // Open opens the directory at the absolute path dir. A final symlink is not
@@ -96,14 +103,25 @@ func Open(dir string) (*Dir, error) {
 }
 
 func fromFd(fd int, name string) (*Dir, error) {
-	// os.Root takes a name, not a descriptor: open it through the fd's
-	// /proc entry so both refer to the same directory even if name changes.
-	root, err := os.OpenRoot("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil {
-		unix.Close(fd)
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
-	}
-	return &Dir{fd: fd, root: root, path: name}, nil
+	return &Dir{fd: fd, path: name}, nil
+}
+
+// openRoot returns the os.Root of the directory, creating it on first use.
+func (d *Dir) openRoot() (*os.Root, error) {
+	d.rootOnce.Do(func() {
+		// os.Root takes a name, not a descriptor: open it through the fd's
+		// /proc entry so both refer to the same directory even if the
+		// directory was renamed.
+		d.root, d.rootErr = os.OpenRoot("/proc/self/fd/" + strconv.Itoa(d.fd))
+		if d.rootErr != nil {
+			// Without /proc, fall back to the path the Dir was opened at.
+			d.root, d.rootErr = os.OpenRoot(d.path)
+		}
+		if d.rootErr != nil {
+			d.rootErr = &fs.PathError{Op: "open", Path: d.path, Err: d.rootErr}
+		}
+	})
+	return d.root, d.rootErr
 }
 
 // Path returns the path the directory was opened at, for logs and replies.
@@ -116,11 +134,21 @@ func (d *Dir) Fd() int { return d.fd }
 // Root returns the os.Root of the directory for operations on the final
 // component of a path (Remove, Rename, Mkdir, Lstat, Readlink). It is closed
 // by Close.
-func (d *Dir) Root() *os.Root { return d.root }
+//
+// NOTE: Root returns nil when the directory can be reached neither through
+// /proc/self/fd nor by its path (it was removed and /proc is not mounted),
+// and calls on the nil Root then panic.
+func (d *Dir) Root() *os.Root {
+	root, _ := d.openRoot()
+	return root
+}
 
 // Close closes the directory.
 func (d *Dir) Close() error {
-	err := d.root.Close()
+	var err error
+	if d.root != nil {
+		err = d.root.Close()
+	}
 	if cerr := unix.Close(d.fd); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -207,7 +235,11 @@ func (d *Dir) walkOpen(rel string, flag int, perm os.FileMode, noSymlinks bool) 
 			return -1, err
 		}
 	}
-	f, err := d.root.OpenFile(rel, flag, perm)
+	root, err := d.openRoot()
+	if err != nil {
+		return -1, err
+	}
+	f, err := root.OpenFile(rel, flag, perm)
 	if err != nil {
 		return -1, translateRootError(rel, err)
 	}
@@ -222,10 +254,14 @@ func (d *Dir) walkOpen(rel string, flag int, perm os.FileMode, noSymlinks bool) 
 }
 
 func (d *Dir) checkNoSymlinks(rel string) error {
+	root, err := d.openRoot()
+	if err != nil {
+		return err
+	}
 	prefix := ""
 	for _, name := range strings.Split(rel, "/") {
 		prefix = path.Join(prefix, name)
-		fi, err := d.root.Lstat(prefix)
+		fi, err := root.Lstat(prefix)
 		if err != nil {
 			return translateRootError(rel, err)
 		}
