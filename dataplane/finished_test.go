@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// TestUploadPatchAfterCompletion: a PATCH that arrives after the upload is
-// complete must not be told its bytes were stored. Only an empty PATCH at the
-// final offset (a retry of the last request) gets 204.
+// TestUploadPatchAfterCompletion checks that a PATCH arriving after the
+// upload is complete never gets a response saying its bytes were stored.
+// Only an empty PATCH at the final offset (a retry of the last request) gets
+// 204.
 func TestUploadPatchAfterCompletion(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode testMode) {
 		e := newEnv(t, mode)

@@ -139,10 +139,10 @@ func (s *Server) uploadPatch(ctx *fasthttp.RequestCtx, entry *accessEntry) *apiE
 	return s.appendToSession(ctx, entry, ss, offset)
 }
 
-// finishedPatch answers a PATCH of a session whose file is complete. An
+// finishedPatch responds to a PATCH of a session whose file is complete. An
 // empty PATCH at the final offset (a retried last request whose response was
-// lost) succeeds; any other offset is a conflict like on an open session, so
-// a client never believes bytes were stored that were not.
+// lost) succeeds. Any other offset is a conflict, as on an open session, so
+// no response reports bytes as stored that were not.
 func finishedPatch(ctx *fasthttp.RequestCtx, offset, size int64) *apiError {
 	rejectUnreadBody(ctx)
 	if offset != size {

@@ -160,7 +160,7 @@ func TestUploadSequence(t *testing.T) {
 		// A retried last chunk is an offset mismatch, as on an open
 		// session: the client learns the final offset and HEAD confirms
 		// it, and a different body racing through another node is never
-		// told it was stored.
+		// reported as stored.
 		resp, body = e.patch(u, 2*mib, source[2*mib:])
 		expectStatus(t, "retried last chunk", resp, body, 409)
 		expectOffset(t, "retried last chunk", resp, 3*mib)

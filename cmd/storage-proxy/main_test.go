@@ -207,7 +207,7 @@ func waitStatus(t *testing.T, url string, within time.Duration) map[string]any {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("GET %s did not answer 200 within %s (last error %v)", url, within, err)
+			t.Fatalf("GET %s did not respond 200 within %s (last error %v)", url, within, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -380,8 +380,8 @@ func TestCheckConfigBroken(t *testing.T) {
 			if code := cmd.ProcessState.ExitCode(); code != 1 {
 				t.Fatalf("exit status %d, want 1 (%v)\n%s", code, err, out)
 			}
-			// The first line of the golden text names the key; it must
-			// appear in what the operator sees.
+			// The first line of the golden text names the key, and it must
+			// appear in the output the operator reads.
 			first := strings.SplitN(strings.TrimSpace(string(golden)), "\n", 2)[0]
 			first = strings.ReplaceAll(first, "$TESTDATA", filepath.Dir(filepath.Dir(path)))
 			if !strings.Contains(string(out), first) {

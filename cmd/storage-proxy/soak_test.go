@@ -129,6 +129,6 @@ func TestSoakWorkerMemory(t *testing.T) {
 			t.Errorf("worker %d peak RSS %d KiB, want under %d KiB", pid, rss, limitKiB)
 		}
 	}
-	moved := float64(clients)*(uploadSize+bigSize) / (1 << 30)
+	moved := float64(clients) * (uploadSize + bigSize) / (1 << 30)
 	t.Logf("moved %.0f GiB in %s (%.2f GiB/s)", moved, elapsed.Round(time.Millisecond), moved/elapsed.Seconds())
 }

@@ -49,8 +49,8 @@ var ErrInvalid = errors.New("invalid path")
 // Clean checks a relative path and returns its lexical normal form: "a//b/"
 // becomes "a/b", "./x" becomes "x", "" becomes ".". It rejects absolute
 // paths and paths whose ".." components climb above the start, so callers
-// can answer 400 before touching the filesystem; symlinks are checked later,
-// when the path is opened.
+// can respond 400 before touching the filesystem. Symlinks are checked
+// later, when the path is opened.
 func Clean(rel string) (string, error) {
 	switch {
 	case strings.IndexByte(rel, 0) >= 0:
@@ -215,8 +215,9 @@ func (d *Dir) openat2(rel string, flag int, perm os.FileMode, resolve uint64) (i
 	return d.walkOpen(rel, flag, perm, resolve&unix.RESOLVE_NO_SYMLINKS != 0)
 }
 
-// isPermissionOnPath tells an EPERM of the file itself apart from a seccomp
-// filter that blocks openat2: a plain openat of "." succeeds in the latter.
+// isPermissionOnPath distinguishes an EPERM of the file itself from a
+// seccomp filter that blocks openat2, because only in the first case does an
+// openat2 of "." succeed.
 func isPermissionOnPath(dirfd int, rel string) bool {
 	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH}
 	fd, err := unix.Openat2(dirfd, ".", &how)

@@ -4,9 +4,9 @@
 //
 // Connect fails fast when etcd cannot be reached at start-up. After that a
 // Client probes etcd in the background, logs each outage and each recovery
-// once, and reports its state through Health, so the manager API can answer
-// 503 and readiness can go red while transfers go on: the data plane never
-// waits on etcd.
+// once, and reports its state through Health. The manager API can then
+// respond 503 and readiness can go red while transfers go on, because the
+// data plane never waits on etcd.
 //
 // The package also runs an in-process etcd member (embedded.go) for the
 // development default and for tests.
@@ -71,10 +71,10 @@ type Client struct {
 }
 
 // ErrUnavailable is wrapped by errors of calls made while etcd cannot be
-// reached, so callers can answer 503 with Retry-After.
+// reached, so callers can respond 503 with Retry-After.
 var ErrUnavailable = errors.New("etcd unavailable")
 
-// Connect dials etcd and reads one key to prove it answers. It fails within
+// Connect dials etcd and reads one key to prove it responds. It fails within
 // ConnectTimeout with an error that names the address.
 func Connect(ctx context.Context, opts Options) (*Client, error) {
 	if opts.ConnectTimeout <= 0 {
@@ -115,7 +115,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	defer cancel()
 	if err := c.probe(pctx); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("etcd at %s did not answer within %s: %w", opts.Endpoint, opts.ConnectTimeout, err)
+		return nil, fmt.Errorf("etcd at %s did not respond within %s: %w", opts.Endpoint, opts.ConnectTimeout, err)
 	}
 	now := time.Now()
 	c.health = Health{OK: true, CheckedAt: now, Since: now}
@@ -165,7 +165,7 @@ func (c *Client) record(err error) {
 
 	switch {
 	case was && err != nil:
-		c.log.Error("etcd unreachable; transfers go on, control calls that need etcd answer 503", "addr", c.opts.Endpoint, "err", err)
+		c.log.Error("etcd unreachable; transfers go on, and control calls that need etcd respond 503", "addr", c.opts.Endpoint, "err", err)
 	case !was && err == nil:
 		c.log.Info("etcd reachable again", "addr", c.opts.Endpoint)
 	}

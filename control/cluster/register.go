@@ -9,7 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// ProxyEntry is what the manager reads about one storage proxy under
+// ProxyEntry is the record of one storage proxy that the manager reads under
 // volumes/proxies/<name>/.
 type ProxyEntry struct {
 	ClientAPI  string // base URL of the client API as browsers reach it
@@ -42,6 +42,7 @@ func (c *Client) Register(ctx context.Context, name string, entry ProxyEntry, tt
 	if ttl < 2*time.Second {
 		ttl = 2 * time.Second
 	}
+
 	prefix := "volumes/proxies/" + name + "/"
 	sslVerify := "false"
 	if entry.SSLVerify {
@@ -59,6 +60,7 @@ func (c *Client) Register(ctx context.Context, name string, entry ProxyEntry, tt
 		},
 		done: make(chan struct{}),
 	}
+
 	runCtx, cancel := context.WithCancel(context.Background())
 	keepalive, err := r.write(ctx, runCtx)
 	if err != nil {

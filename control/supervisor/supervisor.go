@@ -6,9 +6,9 @@
 // drops privileges. Slot i's socket goes to worker i and to whatever worker
 // replaces it, so ports below 1024 keep working across restarts. The kernel
 // spreads new connections over the slots. Each worker also gets a ready
-// pipe, which it writes one byte to once it serves, and the write end of a
-// pipe for its log records, which the supervisor relays through its own log
-// drivers, so only one process writes each log file.
+// pipe, to which it writes one byte once it serves. It also gets the write
+// end of a pipe for its log records. The supervisor relays them through its
+// own log drivers, so only one process writes each log file.
 //
 // Lifecycle: Start launches every worker and waits until each is ready. A
 // worker that exits on its own is restarted after a backoff (100 ms
@@ -39,8 +39,8 @@ import (
 
 // Environment variables and descriptor numbers of the worker protocol.
 const (
-	// EnvWorkerIndex holds the worker's slot number, 0-based; its presence
-	// tells the binary to run as a worker.
+	// EnvWorkerIndex is the worker's slot number, 0-based. When it is set,
+	// the binary runs as a worker.
 	EnvWorkerIndex = "STORAGE_PROXY_WORKER"
 	// LogFd is the descriptor a worker writes its JSON log lines to.
 	LogFd = 3
@@ -365,7 +365,7 @@ func ListenReusePort(addr string, n int) ([]*os.File, error) {
 		files = append(files, f)
 		if i == 0 {
 			// Later sockets must bind the port the first one got, which
-			// matters when addr asks for port 0.
+			// matters when addr requests port 0.
 			addr = listenerAddr(f)
 		}
 	}

@@ -220,8 +220,8 @@ func parse(secret []byte, tok string, now time.Time) (jwt.MapClaims, error) {
 	)
 	parsed, err := parser.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return secret, nil })
 	if err != nil {
-		// jwt reports a disallowed alg as an invalid signature; upstream's
-		// PyJWT names the alg, which tells the client more.
+		// jwt reports a disallowed alg as an invalid signature. Upstream's
+		// PyJWT names the alg, which is more useful to the client.
 		if parsed != nil && parsed.Header["alg"] != jwt.SigningMethodHS256.Alg() {
 			return nil, &Error{Reason: "The specified alg value is not allowed"}
 		}

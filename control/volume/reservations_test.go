@@ -10,9 +10,9 @@ import (
 	"github.com/bai-storage/storage-proxy/control/beneath"
 )
 
-// TestReservationsScanBounded: the free-space check must not stat every open
-// session on every new session; it scans at most once per rescanInterval and
-// counts sessions recorded in between at their full size.
+// TestReservationsScanBounded checks that the free-space check does not stat
+// every open session for each new one. It scans at most once per
+// rescanInterval and counts sessions recorded in between at their full size.
 func TestReservationsScanBounded(t *testing.T) {
 	dir := t.TempDir()
 	mount, err := beneath.Open(dir)
