@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -23,10 +24,13 @@ const (
 	lingerTimeout  = 2 * time.Second
 )
 
-// trackingListener wraps each accepted TCP connection in a serverConn.
+// trackingListener wraps each accepted TCP connection in a serverConn, and
+// that in a TLS server connection when tls is set. The handshake runs on
+// the first read, in the connection's own goroutine.
 type trackingListener struct {
 	net.Listener
 	server *Server
+	tls    *tls.Config
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
@@ -34,15 +38,19 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return c, nil
+	if tc, ok := c.(*net.TCPConn); ok {
+		sc := &serverConn{TCPConn: tc, server: l.server}
+		l.server.connsMu.Lock()
+		l.server.conns[sc] = struct{}{}
+		l.server.connsMu.Unlock()
+		c = sc
 	}
-	sc := &serverConn{TCPConn: tc, server: l.server}
-	l.server.connsMu.Lock()
-	l.server.conns[sc] = struct{}{}
-	l.server.connsMu.Unlock()
-	return sc, nil
+	if l.tls != nil {
+		// tls.Conn.Close sends close_notify and then closes c, which
+		// lingers when asked to.
+		c = tls.Server(c, l.tls)
+	}
+	return c, nil
 }
 
 // serverConn is an accepted TCP connection. Embedding *net.TCPConn keeps
@@ -110,8 +118,12 @@ func (c *serverConn) waitForHangUp(d time.Duration) {
 	})
 }
 
-// requestLinger marks conn for a lingering close when it is a serverConn.
+// requestLinger marks conn for a lingering close when it is a serverConn,
+// or a TLS connection over one. Under TLS the drain discards ciphertext.
 func requestLinger(conn net.Conn) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
 	if sc, ok := conn.(*serverConn); ok {
 		sc.linger.Store(true)
 	}

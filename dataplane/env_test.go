@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/bai-storage/storage-proxy/control/testcert"
 	"github.com/bai-storage/storage-proxy/control/token"
 	"github.com/bai-storage/storage-proxy/control/vfid"
 	"github.com/bai-storage/storage-proxy/uring"
@@ -46,6 +48,9 @@ const testSecret = "test-secret-for-dataplane"
 type testMode struct {
 	name     string
 	dataPath string
+	// tls serves the client API over TLS, as a worker does with
+	// ssl-enabled: the copy data path behind crypto/tls.
+	tls bool
 	// fileIO returns the upload engine and a function that closes it.
 	fileIO func(t testing.TB) FileIO
 }
@@ -66,6 +71,7 @@ var testModes = []testMode{
 		t.Cleanup(func() { e.Close() })
 		return e
 	}},
+	{name: "tls+copy+syscall", dataPath: DataPathCopy, tls: true, fileIO: func(testing.TB) FileIO { return SyscallFileIO{} }},
 }
 
 // forEachMode runs f as a subtest per mode.
@@ -84,10 +90,12 @@ type env struct {
 	vfPath  string
 	staging string
 	server  *Server
-	base    string // "http://127.0.0.1:port"
+	base    string // "http://127.0.0.1:port", or https:// under TLS
 	addr    string // "127.0.0.1:port"
 	client  *http.Client
-	logs    *syncBuffer
+	// tls is the client side of a TLS mode, nil for plain TCP.
+	tls  *tls.Config
+	logs *syncBuffer
 }
 
 // syncBuffer collects log output; it is printed when a test fails.
@@ -140,6 +148,11 @@ func newEnvAt(t testing.TB, dir string, mode testMode, edit ...func(*Options)) *
 		Version:     "24.09.14-test",
 		Logger:      slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+	if mode.tls {
+		pair := testcert.New(t)
+		opts.TLS = pair.Server(t)
+		e.tls = pair.Client()
+	}
 	for _, f := range edit {
 		f(&opts)
 	}
@@ -153,10 +166,13 @@ func newEnvAt(t testing.TB, dir string, mode testMode, edit ...func(*Options)) *
 	}
 	e.addr = ln.Addr().String()
 	e.base = "http://" + e.addr
+	if mode.tls {
+		e.base = "https://" + e.addr
+	}
 	served := make(chan error, 1)
 	go func() { served <- e.server.Serve(ln) }()
 
-	transport := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16}
+	transport := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16, TLSClientConfig: e.tls}
 	e.client = &http.Client{Transport: transport, Timeout: 2 * time.Minute}
 	t.Cleanup(func() {
 		transport.CloseIdleConnections()
@@ -173,6 +189,15 @@ func newEnvAt(t testing.TB, dir string, mode testMode, edit ...func(*Options)) *
 		}
 	})
 	return e
+}
+
+// dial opens a connection to the server for hand-written requests, with a
+// finished TLS handshake in a TLS mode.
+func (e *env) dial() (net.Conn, error) {
+	if e.tls == nil {
+		return net.Dial("tcp", e.addr)
+	}
+	return tls.Dial("tcp", e.addr, e.tls)
 }
 
 func mustMkdir(t testing.TB, dir string) {

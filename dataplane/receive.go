@@ -37,6 +37,10 @@ type receiver struct {
 	limit         int64 // bytes the session still accepts
 	contentLength int64 // -1 when the body is chunked
 	lastData      time.Time
+	// recorded is the offset last recorded under a shared session lock,
+	// relative to start; lost is that lock's Lost channel (nil otherwise).
+	recorded int64
+	lost     <-chan struct{}
 
 	// written is the number of bytes written to the file so far, counting
 	// only completed writes. The writer goroutine updates it; the handler
@@ -69,6 +73,9 @@ func (s *Server) receiveBody(ctx *fasthttp.RequestCtx, ss *session, start, limit
 		lastData:      time.Now(),
 		writes:        make(chan []byte),
 		done:          make(chan writeResult),
+	}
+	if ss.shared != nil {
+		r.lost = ss.shared.Lost()
 	}
 	if s.overlapWrites {
 		go r.writeLoop()
@@ -157,6 +164,11 @@ func (r *receiver) copyBody() *errStop {
 			}
 			buf, spare = spare, buf
 			fill = 0
+			if r.lost != nil {
+				if stop := r.checkpoint(); stop != nil {
+					return stop
+				}
+			}
 		}
 
 		switch {
@@ -176,6 +188,44 @@ func (r *receiver) copyBody() *errStop {
 			return &errStop{apiErr: bodyEndedEarly(received, r.contentLength)}
 		}
 	}
+}
+
+// checkpoint, under a shared session lock, stops the PATCH if the lock was
+// lost, and every checkpointBytes flushes and records the offset, so a
+// holder that dies costs the next one at most that much.
+func (r *receiver) checkpoint() *errStop {
+	select {
+	case <-r.lost:
+		return &errStop{apiErr: lockLost()}
+	default:
+	}
+	if r.written-r.recorded < checkpointBytes {
+		return nil
+	}
+	if err := r.waitWrite(); err != nil {
+		return &errStop{apiErr: writeError(err)}
+	}
+	if err := r.server.opts.FileIO.Fsync(r.ss.fd, true); err != nil {
+		return &errStop{apiErr: fileSystemError("cannot flush the upload", err)}
+	}
+	if err := r.ss.recordOffset(r.start + r.written); err != nil {
+		return &errStop{apiErr: recordFailed(err)}
+	}
+	r.recorded = r.written
+	return nil
+}
+
+func lockLost() *apiError {
+	return &apiError{
+		status: fasthttp.StatusServiceUnavailable,
+		typ:    typeUnavailable,
+		title:  "Upload session lock lost",
+		msg:    "the session's lock in etcd ended during this PATCH; resume with HEAD and PATCH",
+	}
+}
+
+func recordFailed(err error) *apiError {
+	return unavailable("cannot record the upload offset", err)
 }
 
 // stopAfterFlush writes the last partial buffer and returns apiErr as the
@@ -254,6 +304,15 @@ func (r *receiver) sync(stop *errStop) (int64, *apiError) {
 			r.server.log.Warn("cannot cut the partial upload file back", "session", r.ss.claims.Session, "error", terr)
 		}
 		return r.start, fileSystemError("cannot flush the upload", err).withOffset(r.start)
+	}
+	if r.written > r.recorded {
+		// Under a shared lock the offset counts only once recorded; the
+		// bytes past the last record are cut back by the next holder.
+		if err := r.ss.recordOffset(end); err != nil {
+			r.server.log.Warn("cannot record an upload offset; the bytes past the last record will be received again",
+				"session", r.ss.claims.Session, "offset", end, "error", err)
+			return r.start + r.recorded, recordFailed(err).withOffset(r.start + r.recorded)
+		}
 	}
 	if stop != nil {
 		return end, stop.apiErr.withOffset(end)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -237,7 +236,7 @@ func TestManyConcurrentUploads(t *testing.T) {
 			name := fmt.Sprintf("many/%03d.bin", i)
 			if i < 10 {
 				// Cancelled midway: half the body, then the connection closes.
-				results <- result{name: name, status: -1, err: sendHalfPatch(e.addr, urls[i], size, pattern(size/2, byte(i)))}
+				results <- result{name: name, status: -1, err: sendHalfPatch(e, urls[i], size, pattern(size/2, byte(i)))}
 				return
 			}
 			req, _ := http.NewRequest(http.MethodPatch, urls[i], bytes.NewReader(pattern(size, byte(i))))
@@ -289,18 +288,18 @@ func TestManyConcurrentUploads(t *testing.T) {
 
 // sendHalfPatch starts a PATCH of contentLength bytes on a new connection,
 // sends only part of the body and closes the connection.
-func sendHalfPatch(addr, uploadURL string, contentLength int, part []byte) error {
+func sendHalfPatch(e *env, uploadURL string, contentLength int, part []byte) error {
 	parsed, err := url.Parse(uploadURL)
 	if err != nil {
 		return err
 	}
-	conn, err := net.Dial("tcp", addr)
+	conn, err := e.dial()
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	_, err = fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
-		"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", parsed.RequestURI(), addr, contentLength)
+		"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", parsed.RequestURI(), e.addr, contentLength)
 	if err != nil {
 		return err
 	}

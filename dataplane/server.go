@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,18 @@ type Options struct {
 	// DataPathCopy.
 	DataPath string
 
+	// SessionLocks, when set, replaces the flock on each session's partial
+	// file, for proxies that share a volume (upload-lock = "etcd"). Nil
+	// uses flock(2).
+	SessionLocks SessionLocks
+
+	// TLS, when set, serves every connection over TLS with these settings
+	// (the client API's ssl-enabled). Bodies then move with DataPathCopy,
+	// since sendfile cannot encrypt. Serve must then be given plain TCP
+	// listeners: the Server does the handshake itself, so that it can
+	// still close a connection lingering and cut it off at Shutdown.
+	TLS *tls.Config
+
 	// ArchiveCompression is ArchiveStore (the default when empty) or
 	// ArchiveDeflate, for ZIP downloads of directories.
 	ArchiveCompression string
@@ -135,6 +148,9 @@ func (o Options) normalize() (Options, error) {
 	case DataPathSendfile, DataPathCopy:
 	default:
 		errs = append(errs, fmt.Errorf("dataplane: DataPath %q is invalid (use %q or %q)", o.DataPath, DataPathSendfile, DataPathCopy))
+	}
+	if o.TLS != nil {
+		o.DataPath = DataPathCopy
 	}
 	switch o.ArchiveCompression {
 	case "":
@@ -227,17 +243,18 @@ func New(opts Options) (*Server, error) {
 	}
 	s.log.Info("client API configured",
 		"data_path", o.DataPath, "archive_compression", o.ArchiveCompression,
-		"max_upload_size", o.MaxUploadSize, "volumes", len(o.Volumes))
+		"max_upload_size", o.MaxUploadSize, "volumes", len(o.Volumes), "tls", o.TLS != nil)
 	return s, nil
 }
 
 // Serve accepts connections on ln until Shutdown, and then returns nil. It
-// may be called for several listeners at once. Plain TCP connections get
-// sendfile and lingering closes; others (a TLS listener) are served with
-// the copy data path.
+// may be called for several listeners at once. With Options.TLS set, every
+// connection is served over TLS. TCP connections get lingering closes,
+// and sendfile unless they are TLS; connections of other kinds get the
+// copy data path and close at once.
 func (s *Server) Serve(ln net.Listener) error {
-	s.log.Info("serving client API", "addr", ln.Addr().String())
-	return s.http.Serve(&trackingListener{Listener: ln, server: s})
+	s.log.Info("serving client API", "addr", ln.Addr().String(), "tls", s.opts.TLS != nil)
+	return s.http.Serve(&trackingListener{Listener: ln, server: s, tls: s.opts.TLS})
 }
 
 // Shutdown stops the listeners, closes idle connections and waits for the

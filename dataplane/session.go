@@ -37,7 +37,7 @@ const (
 
 // session is an upload session opened for one HEAD or PATCH. The partial
 // file is locked with flock(2), which excludes other requests in this and
-// every other worker process.
+// every other worker process, or with Options.SessionLocks.
 type session struct {
 	server  *Server
 	claims  token.Upload
@@ -49,6 +49,8 @@ type session struct {
 	file   *os.File
 	fd     int
 	locked bool
+	// shared is the lock from Options.SessionLocks, nil under flock.
+	shared SessionLock
 }
 
 // finished reports whether the partial file is gone and the done marker
@@ -57,10 +59,8 @@ func (ss *session) finished() bool { return ss.file == nil }
 
 // close unlocks and closes everything the session holds.
 func (ss *session) close() {
+	ss.unlock()
 	if ss.file != nil {
-		if ss.locked {
-			_ = unix.Flock(ss.fd, unix.LOCK_UN)
-		}
 		_ = ss.file.Close()
 	}
 	if ss.staging != nil {
@@ -186,7 +186,40 @@ func (ss *session) lock() (bool, *apiError) {
 	return true, ss.checkStillPartial()
 }
 
+// unlock frees the session's lock if it is held.
+func (ss *session) unlock() {
+	if !ss.locked {
+		return
+	}
+	ss.locked = false
+	if ss.shared != nil {
+		ctx, cancel := sessionLockContext()
+		defer cancel()
+		if err := ss.shared.Unlock(ctx); err != nil {
+			ss.server.log.Warn("cannot unlock an upload session; it stays locked until its lease ends",
+				"session", ss.claims.Session, "error", err)
+		}
+		ss.shared = nil
+		return
+	}
+	_ = unix.Flock(ss.fd, unix.LOCK_UN)
+}
+
 func (ss *session) tryLock() (bool, error) {
+	if locks := ss.server.opts.SessionLocks; locks != nil {
+		ctx, cancel := sessionLockContext()
+		defer cancel()
+		lock, err := locks.TryLock(ctx, ss.claims.Session)
+		switch {
+		case err == nil:
+			ss.shared = lock
+			return true, nil
+		case errors.Is(err, ErrSessionLocked):
+			return false, nil
+		default:
+			return false, err
+		}
+	}
 	for {
 		err := unix.Flock(ss.fd, unix.LOCK_EX|unix.LOCK_NB)
 		switch err {
@@ -248,9 +281,9 @@ func (ss *session) checkStillPartial() *apiError {
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return unavailable("cannot stat the partial upload file", err)
 	}
-	_ = unix.Flock(ss.fd, unix.LOCK_UN)
+	ss.unlock()
 	_ = ss.file.Close()
-	ss.file, ss.locked = nil, false
+	ss.file = nil
 	done, apiErr := ss.markerExists()
 	if apiErr != nil {
 		return apiErr
@@ -263,16 +296,45 @@ func (ss *session) checkStillPartial() *apiError {
 
 // durableOffset flushes the partial file and returns its size, which is
 // then all on stable storage. The size is read before the flush, so bytes a
-// concurrent writer appends meanwhile are never counted.
+// concurrent writer appends meanwhile are never counted. Under a shared
+// session lock with a recorded offset, the smaller of the two counts, and
+// the file is cut back to it (see SessionLocks).
 func (ss *session) durableOffset() (int64, *apiError) {
 	var st unix.Stat_t
 	if err := unix.Fstat(ss.fd, &st); err != nil {
 		return 0, unavailable("cannot stat the partial upload file", err)
 	}
+	size := st.Size
+	if ss.shared != nil {
+		if recorded, ok := ss.shared.Recorded(); ok && recorded != size {
+			if recorded < size {
+				ss.server.log.Info("dropping upload bytes that no response acknowledged",
+					"session", ss.claims.Session, "recorded_offset", recorded, "file_size", size)
+				if err := unix.Ftruncate(ss.fd, recorded); err != nil {
+					return 0, unavailable("cannot cut the partial upload file back to its recorded offset", err)
+				}
+				size = recorded
+			} else {
+				ss.server.log.Warn("the partial upload file is shorter than its recorded offset; the client resends the rest",
+					"session", ss.claims.Session, "recorded_offset", recorded, "file_size", size)
+			}
+		}
+	}
 	if err := ss.server.opts.FileIO.Fsync(ss.fd, true); err != nil {
 		return 0, unavailable("cannot flush the partial upload file", err)
 	}
-	return st.Size, nil
+	return size, nil
+}
+
+// recordOffset records a flushed offset under a shared session lock; it
+// does nothing under flock.
+func (ss *session) recordOffset(offset int64) error {
+	if ss.shared == nil {
+		return nil
+	}
+	ctx, cancel := sessionLockContext()
+	defer cancel()
+	return ss.shared.Record(ctx, offset, ss.claims.Expires)
 }
 
 // finalize moves the complete partial file onto its target inside the
@@ -317,6 +379,15 @@ func (ss *session) finalize() *apiError {
 
 	if m := ss.server.opts.Metrics; m != nil {
 		m.UploadsCompleted.Inc()
+	}
+	if ss.shared != nil {
+		// The done marker answers for the session from now on.
+		ctx, cancel := sessionLockContext()
+		if err := ss.shared.Forget(ctx); err != nil {
+			ss.server.log.Warn("cannot remove the offset record of a finished upload; it expires with its lease",
+				"session", ss.claims.Session, "error", err)
+		}
+		cancel()
 	}
 
 	// Make the rename and the marker durable.

@@ -450,7 +450,7 @@ func rawPatch(t *testing.T, e *env, u string, offset, contentLength int64) net.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.Dial("tcp", e.addr)
+	conn, err := e.dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -724,60 +724,64 @@ func TestUploadDiskFull(t *testing.T) {
 }
 
 func TestShutdownLetsPatchFinish(t *testing.T) {
-	e := newEnv(t, testModes[0])
-	source := pattern(2*mib, 6)
-	u, _ := e.uploadSession("slow.bin", int64(len(source)))
-	conn := rawPatch(t, e, u, 0, int64(len(source)))
-	if _, err := conn.Write(source[:mib]); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		_, _ = conn.Write(source[mib:])
-	}()
-	time.Sleep(100 * time.Millisecond)
-	ctx, cancel := contextWithTimeout(10 * time.Second)
-	defer cancel()
-	if err := e.server.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	resp := readRawResponse(t, conn, 5*time.Second)
-	if resp.StatusCode != 204 {
-		t.Errorf("PATCH during shutdown: status %d, want 204", resp.StatusCode)
-	}
-	if got, _ := os.ReadFile(filepath.Join(e.vfPath, "slow.bin")); !bytes.Equal(got, source) {
-		t.Errorf("the upload did not finish during shutdown")
-	}
+	forEachMode(t, func(t *testing.T, mode testMode) {
+		e := newEnv(t, mode)
+		source := pattern(2*mib, 6)
+		u, _ := e.uploadSession("slow.bin", int64(len(source)))
+		conn := rawPatch(t, e, u, 0, int64(len(source)))
+		if _, err := conn.Write(source[:mib]); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			_, _ = conn.Write(source[mib:])
+		}()
+		time.Sleep(100 * time.Millisecond)
+		ctx, cancel := contextWithTimeout(10 * time.Second)
+		defer cancel()
+		if err := e.server.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		resp := readRawResponse(t, conn, 5*time.Second)
+		if resp.StatusCode != 204 {
+			t.Errorf("PATCH during shutdown: status %d, want 204", resp.StatusCode)
+		}
+		if got, _ := os.ReadFile(filepath.Join(e.vfPath, "slow.bin")); !bytes.Equal(got, source) {
+			t.Errorf("the upload did not finish during shutdown")
+		}
+	})
 }
 
 func TestShutdownDeadlineStopsPatch(t *testing.T) {
-	e := newEnv(t, testModes[0])
-	u, session := e.uploadSession("stuck.bin", 4*mib)
-	conn := rawPatch(t, e, u, 0, 4*mib)
-	if _, err := conn.Write(pattern(mib, 1)); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
-	ctx, cancel := contextWithTimeout(300 * time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	if err := e.server.Shutdown(ctx); err == nil {
-		t.Errorf("Shutdown returned nil with a PATCH stuck")
-	}
-	if elapsed := time.Since(start); elapsed > 3*time.Second {
-		t.Errorf("Shutdown took %v", elapsed)
-	}
-	if got := fileSize(t, filepath.Join(e.staging, session)); got != mib {
-		t.Errorf("partial file is %d bytes, want the %d sent", got, mib)
-	}
-	fd, err := unix.Open(filepath.Join(e.staging, session), unix.O_RDONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		t.Errorf("the session is still locked after Shutdown: %v", err)
-	}
+	forEachMode(t, func(t *testing.T, mode testMode) {
+		e := newEnv(t, mode)
+		u, session := e.uploadSession("stuck.bin", 4*mib)
+		conn := rawPatch(t, e, u, 0, 4*mib)
+		if _, err := conn.Write(pattern(mib, 1)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		ctx, cancel := contextWithTimeout(300 * time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if err := e.server.Shutdown(ctx); err == nil {
+			t.Errorf("Shutdown returned nil with a PATCH stuck")
+		}
+		if elapsed := time.Since(start); elapsed > 3*time.Second {
+			t.Errorf("Shutdown took %v", elapsed)
+		}
+		if got := fileSize(t, filepath.Join(e.staging, session)); got != mib {
+			t.Errorf("partial file is %d bytes, want the %d sent", got, mib)
+		}
+		fd, err := unix.Open(filepath.Join(e.staging, session), unix.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			t.Errorf("the session is still locked after Shutdown: %v", err)
+		}
+	})
 }
 
 // TestUploadOverlappedWrites runs the overlapped read and write pipeline,

@@ -6,15 +6,19 @@
 // xxhash64. Last, the folder is cloned and the source deleted.
 //
 // By default it starts bin/storage-proxy itself on a temporary volume with
-// an embedded etcd member and stops it with SIGTERM at the end. With
-// -client-url, -manager-url, -manager-secret and -volume it drives a proxy
-// that is already running instead.
+// an embedded etcd member and stops it with SIGTERM at the end. With -tls
+// both of its APIs serve HTTPS with a certificate from a CA generated for
+// the run. With -client-url, -manager-url, -manager-secret and -volume it
+// drives a proxy that is already running instead, and -ca-file names the
+// CAs to trust for https URLs. Every client verifies the server's
+// certificate.
 //
 // Each phase prints one summary line. The first failure ends the run with
 // exit status 1 and a message naming the file or call.
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +53,8 @@ type options struct {
 	chunkSize  int64
 	tusDir     string
 	keep       bool
+	tls        bool
+	caFile     string
 }
 
 const largeDefaultSize = 4608 << 20 // 4.5 GiB, so offsets cross the 4 GiB boundary
@@ -71,6 +77,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.chunkSize, "chunk-size", 8<<20, "tus-js-client chunkSize in bytes: the maximum body of one PATCH")
 	fs.StringVar(&o.tusDir, "tus-dir", "cmd/storage-proxy-e2e/tus", "folder of upload.js with tus-js-client installed (npm ci)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work dir after a successful run")
+	fs.BoolVar(&o.tls, "tls", false, "serve both APIs of the started proxy over HTTPS, with a certificate signed by a CA generated for the run")
+	fs.StringVar(&o.caFile, "ca-file", "", "PEM bundle of the CAs that every client trusts for the https URLs of a running proxy (default: each client's system roots)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -81,6 +89,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	external := o.target != (target{})
 	if external && (o.target.clientURL == "" || o.target.managerURL == "" || o.target.managerSecret == "" || o.target.volume == "") {
 		return o, errors.New("-client-url, -manager-url, -manager-secret and -volume must be given together")
+	}
+	if o.tls && external {
+		return o, errors.New("-tls applies only to the proxy that the driver starts; for a running proxy give https URLs and -ca-file")
+	}
+	if o.caFile != "" && !external {
+		return o, errors.New("-ca-file applies only to a running proxy given with -client-url; for the proxy that the driver starts use -tls, which generates its CA")
 	}
 	if o.largeSize < 0 || o.chunkSize <= 0 || o.sample < 0 {
 		return o, errors.New("-large-size and -sample must not be negative and -chunk-size must be positive")
@@ -143,31 +157,27 @@ func run(o options) (err error) {
 	fmt.Printf("dataset   %d files (%d generated), %d directories (%d empty), %d bytes, hashed in %.1f s; %d entries of %s skipped (symlinks, special or unreadable files)\n",
 		len(data.files), len(data.oddFiles()), len(data.dirs), len(data.emptyDirs), data.totalBytes(), time.Since(started).Seconds(), data.skipped, o.sourceTree)
 
-	t := o.target
+	t, caFile := o.target, o.caFile
 	var proxy *proxyProcess
 	if t == (target{}) {
-		binary, err := filepath.Abs(o.binary)
-		if err != nil {
-			return err
-		}
-		configPath, local, err := writeProxyConfig(filepath.Join(workDir, "proxy"))
-		if err != nil {
-			return fmt.Errorf("write the proxy config: %w", err)
-		}
-		if proxy, err = startProxy(binary, configPath, local); err != nil {
+		if proxy, t, caFile, err = launchProxy(o, filepath.Join(workDir, "proxy")); err != nil {
 			return err
 		}
 		defer proxy.kill()
 		stopOnSignal(proxy, workDir)
-		t = local
-		fmt.Printf("proxy     started %s: client API %s, manager API %s, BACKEND_IO_ENGINE=%q\n          %s\n",
-			o.binary, t.clientURL, t.managerURL, os.Getenv("BACKEND_IO_ENGINE"), proxy.engineLine())
+	}
+	var pool *x509.CertPool
+	if caFile != "" {
+		if pool, err = loadCAPool(caFile); err != nil {
+			return err
+		}
 	}
 
 	r := &runner{
 		opts:    o,
 		target:  t,
-		manager: newManagerClient(t.managerURL, t.managerSecret),
+		manager: newManagerClient(t.managerURL, t.managerSecret, pool),
+		caFile:  caFile,
 		data:    data,
 		workDir: workDir,
 	}
@@ -203,6 +213,56 @@ func run(o options) (err error) {
 	}
 	fmt.Printf("work dir kept: %s\n", workDir)
 	return nil
+}
+
+// launchProxy writes a config into dir (with -tls also the certificates),
+// starts the proxy and prints its start-up line. It returns the proxy, the
+// target that reaches it and the CA bundle to trust ("" over plain HTTP).
+func launchProxy(o options, dir string) (*proxyProcess, target, string, error) {
+	binary, err := filepath.Abs(o.binary)
+	if err != nil {
+		return nil, target{}, "", err
+	}
+	var certs *tlsFiles
+	if o.tls {
+		files, err := writeTLSFiles(dir)
+		if err != nil {
+			return nil, target{}, "", fmt.Errorf("write the TLS certificates: %w", err)
+		}
+		certs = &files
+	}
+	configPath, t, err := writeProxyConfig(dir, certs)
+	if err != nil {
+		return nil, target{}, "", fmt.Errorf("write the proxy config: %w", err)
+	}
+
+	var pool *x509.CertPool
+	caFile := ""
+	if certs != nil {
+		caFile = certs.caFile
+		if pool, err = loadCAPool(caFile); err != nil {
+			return nil, target{}, "", err
+		}
+	}
+	proxy, err := startProxy(binary, configPath, t, pool)
+	if err != nil {
+		return nil, target{}, "", err
+	}
+
+	lines := []string{proxy.engineLine()}
+	if certs != nil {
+		// Under TLS the workers cannot use sendfile, and they log it. The
+		// line proves that this run tested the copying data path.
+		line, err := proxy.waitLogLine(tlsCopyLogLine, 10*time.Second)
+		if err != nil {
+			proxy.kill()
+			return nil, target{}, "", err
+		}
+		lines = append(lines, line)
+	}
+	fmt.Printf("proxy     started %s: client API %s, manager API %s, BACKEND_IO_ENGINE=%q\n          %s\n",
+		o.binary, t.clientURL, t.managerURL, os.Getenv("BACKEND_IO_ENGINE"), strings.Join(lines, "\n          "))
+	return proxy, t, caFile, nil
 }
 
 // stopOnSignal stops the proxy with SIGTERM and exits with status 1 when
@@ -274,6 +334,9 @@ type runner struct {
 	manager *managerClient
 	data    *dataset
 	workDir string
+	// caFile is the PEM bundle that curl, aria2c and node trust for
+	// https URLs, or "" for their default roots.
+	caFile string
 
 	volumePath string // the volume's path from GET /volumes
 	qsid       string

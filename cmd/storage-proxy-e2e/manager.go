@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -25,14 +26,14 @@ type managerClient struct {
 	wireBytes atomic.Int64 // request plus response body bytes
 }
 
-func newManagerClient(baseURL, secret string) *managerClient {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = 16
+// newManagerClient returns a client of the manager API at baseURL that
+// verifies an https server against pool (nil: the system roots).
+func newManagerClient(baseURL, secret string, pool *x509.CertPool) *managerClient {
 	return &managerClient{
 		baseURL: baseURL,
 		secret:  secret,
 		// The manager's own client gives each call 5 minutes.
-		http: &http.Client{Transport: transport, Timeout: 5 * time.Minute},
+		http: newHTTPClient(pool, 5*time.Minute),
 	}
 }
 

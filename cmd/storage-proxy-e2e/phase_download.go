@@ -139,6 +139,10 @@ func (r *runner) curlFiles(dir string, files []*fileEntry, tokens map[string]str
 		}
 		fmt.Fprintf(&config, "url = %s\noutput = %s\nwrite-out = \"%%{http_code} %%{size_download} %%{filename_effective}\\n\"\nsilent\nshow-error\n",
 			curlQuote(r.downloadURL(tokens[f.rel])), curlQuote(filepath.Join(dir, strconv.Itoa(i))))
+		// "next" resets every option, so each transfer names the CAs.
+		if r.caFile != "" {
+			fmt.Fprintf(&config, "cacert = %s\n", curlQuote(r.caFile))
+		}
 		if f.odd {
 			fmt.Fprintf(&config, "dump-header = %s\n", curlQuote(filepath.Join(dir, strconv.Itoa(i)+".headers")))
 		}
@@ -147,7 +151,7 @@ func (r *runner) curlFiles(dir string, files []*fileEntry, tokens map[string]str
 	if err := os.WriteFile(configPath, []byte(config.String()), 0o600); err != nil {
 		return err
 	}
-	out, err := exec.Command("curl", "--parallel", "--parallel-max", "8", "-K", configPath).Output()
+	out, err := r.curl("--parallel", "--parallel-max", "8", "-K", configPath).Output()
 	if err != nil {
 		return fmt.Errorf("curl -K %s: %w (%s)", configPath, err, exitDetail(err))
 	}
@@ -193,6 +197,17 @@ func (r *runner) curlFiles(dir string, files []*fileEntry, tokens map[string]str
 		os.Remove(outPath)
 	}
 	return nil
+}
+
+// curl returns a curl command with args. -q comes first, so that no
+// option in ~/.curlrc, such as insecure, applies. --cacert names the run's
+// CAs for https URLs. In a -K file it applies only up to the first "next".
+func (r *runner) curl(args ...string) *exec.Cmd {
+	prefix := []string{"-q"}
+	if r.caFile != "" {
+		prefix = append(prefix, "--cacert", r.caFile)
+	}
+	return exec.Command("curl", append(prefix, args...)...)
 }
 
 // curlQuote quotes s for a curl config file.
@@ -312,7 +327,7 @@ func decodedFilenameStar(header string) (string, bool) {
 func (r *runner) curlResume(dir string, f *fileEntry, token string, stats *downloadStats) (int64, error) {
 	partPath := filepath.Join(dir, "large.part")
 	firstHeaders := filepath.Join(dir, "large.part.headers")
-	first := exec.Command("curl", "-sS", "--limit-rate", "20M", "--max-time", "1", "-D", firstHeaders, "-o", partPath, r.downloadURL(token))
+	first := r.curl("-sS", "--limit-rate", "20M", "--max-time", "1", "-D", firstHeaders, "-o", partPath, r.downloadURL(token))
 	err := first.Run()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 28 {
@@ -345,7 +360,7 @@ func (r *runner) curlResume(dir string, f *fileEntry, token string, stats *downl
 	}
 
 	restHeaders := filepath.Join(dir, "large.rest.headers")
-	rest := exec.Command("curl", "-sS", "-D", restHeaders, "-H", fmt.Sprintf("Range: bytes=%d-", received), "-H", "If-Range: "+lastModified, "-o", "-", r.downloadURL(token))
+	rest := r.curl("-sS", "-D", restHeaders, "-H", fmt.Sprintf("Range: bytes=%d-", received), "-H", "If-Range: "+lastModified, "-o", "-", r.downloadURL(token))
 	body, err := rest.StdoutPipe()
 	if err != nil {
 		return 0, err
@@ -381,13 +396,18 @@ func (r *runner) curlResume(dir string, f *fileEntry, token string, stats *downl
 // aria2Large downloads the large file with aria2c over 16 connections, each
 // fetching its own range, and compares it. Any failed request fails the
 // download (--max-tries=1), so retries cannot hide a server error.
+// --no-conf skips aria2c's config file, so no option there can turn off
+// the certificate check.
 func (r *runner) aria2Large(dir string, f *fileEntry, token string, stats *downloadStats) error {
 	name := "large.aria2"
-	cmd := exec.Command("aria2c", "-x16", "-s16", "--max-tries=1", "--file-allocation=none",
+	args := []string{"--no-conf=true", "-x16", "-s16", "--max-tries=1", "--file-allocation=none",
 		"--allow-overwrite=true", "--auto-file-renaming=false", "--console-log-level=warn",
-		"--summary-interval=0", "--download-result=hide", "--check-certificate=false",
-		"-d", dir, "-o", name, r.downloadURL(token))
-	out, err := cmd.CombinedOutput()
+		"--summary-interval=0", "--download-result=hide"}
+	if r.caFile != "" {
+		args = append(args, "--ca-certificate="+r.caFile)
+	}
+	args = append(args, "-d", dir, "-o", name, r.downloadURL(token))
+	out, err := exec.Command("aria2c", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("aria2c -x16 -s16 for %q: %w\n%s", f.rel, err, truncate(out, 2000))
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -73,7 +74,7 @@ func (r *runner) phaseUpload() error {
 	if err != nil {
 		return fmt.Errorf("invalid -client-url %q: %w", r.target.clientURL, err)
 	}
-	relay, err := startCutRelay(clientURL.Host, r.opts.cutAfter)
+	relay, err := startCutRelay(clientURL.Host, r.opts.cutAfter, clientURL.Scheme == "https")
 	if err != nil {
 		return fmt.Errorf("start the relay: %w", err)
 	}
@@ -119,7 +120,7 @@ func (r *runner) phaseUpload() error {
 		return fmt.Errorf("tus-js-client reported nothing for %q", f.rel)
 	}
 
-	resumed, err := checkResume(largeResult, relay, large.want.size, r.opts.cutAfter)
+	resumed, err := checkResume(largeResult, relay, large.want.size)
 	if err != nil {
 		return fmt.Errorf("%q: %w", large.rel, err)
 	}
@@ -135,6 +136,22 @@ func uploadURL(base *url.URL, token string) string {
 	u.Path = "/upload"
 	u.RawQuery = url.Values{"token": {token}}.Encode()
 	return u.String()
+}
+
+// nodeEnv returns the driver's environment for node with the run's CAs
+// added to node's default roots through NODE_EXTRA_CA_CERTS. It drops
+// NODE_TLS_REJECT_UNAUTHORIZED, which could turn certificate checks off,
+// and an inherited NODE_EXTRA_CA_CERTS, so that node trusts what curl and
+// aria2c trust. A CA file that node cannot load makes it print a warning,
+// and the uploads then fail verification.
+func (r *runner) nodeEnv() []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "NODE_TLS_REJECT_UNAUTHORIZED=") || strings.HasPrefix(kv, "NODE_EXTRA_CA_CERTS=")
+	})
+	if r.caFile != "" {
+		env = append(env, "NODE_EXTRA_CA_CERTS="+r.caFile)
+	}
+	return env
 }
 
 func deref(s *string) string {
@@ -157,6 +174,7 @@ func (r *runner) runTus(job tusJob) ([]tusResult, error) {
 		return nil, fmt.Errorf("tus-js-client is not installed in %s: run npm ci there", r.opts.tusDir)
 	}
 	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Env = r.nodeEnv()
 	cmd.Stdin = bytes.NewReader(input)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
@@ -203,11 +221,16 @@ func (r *runner) runTus(job tusJob) ([]tusResult, error) {
 // the cut, the client must send HEAD and get an offset above zero, and every
 // PATCH must carry the offset that the server returned last. A 409 or 423
 // (the proxy may still hold the broken PATCH's lock) is allowed because the
-// client then asks again with HEAD. The relay must not have carried the file
-// twice. It returns a description of the resume for the summary line.
-func checkResume(res *tusResult, relay *cutRelay, size, cutAfter int64) (string, error) {
+// client then asks again with HEAD. The server must not report more than
+// the relay delivered before the cut, and the relay must not have carried
+// the file twice. It returns a description of the resume for the summary
+// line.
+func checkResume(res *tusResult, relay *cutRelay, size int64) (string, error) {
 	if cuts := relay.cuts.Load(); cuts != 1 {
 		return "", fmt.Errorf("the relay cut %d connections, want 1 (it carried %d bytes)", cuts, relay.upstreamBytes.Load())
+	}
+	if err := relay.recordError(); err != nil {
+		return "", fmt.Errorf("the relay could not count the HTTP bytes of the upload: %w", err)
 	}
 	if len(res.Retries) == 0 {
 		return "", errors.New("the relay cut the connection but tus-js-client never retried")
@@ -265,15 +288,36 @@ func checkResume(res *tusResult, relay *cutRelay, size, cutAfter int64) (string,
 	if last, _ := parseOffset(serverOffset, size); serverOffset == nil || last != size {
 		return "", fmt.Errorf("the last response returned Upload-Offset %s, want %d", derefOr(serverOffset, "none"), size)
 	}
+	return checkRelayBytes(relay, size, resumeAt, fmt.Sprintf("%d requests, %d conflicts", len(reqs), conflicts))
+}
 
-	// Resending from zero would push at least cutAfter more bytes through
-	// the relay than the file contains.
-	carried := relay.upstreamBytes.Load()
-	if carried >= size+cutAfter {
-		return "", fmt.Errorf("the relay carried %d bytes for a %d-byte file cut after %d: the client restarted instead of resuming", carried, size, cutAfter)
+// checkRelayBytes compares the bytes the relay carried with the resume at
+// server offset resumeAt, and returns the description of the resume with
+// detail added.
+//
+// Over TLS the relay cannot read the HTTP bytes, so it counts an upper
+// bound whose excess over the true count never shrinks. Both checks hold
+// for that bound as for the exact count over plain TCP.
+func checkRelayBytes(relay *cutRelay, size, resumeAt int64, detail string) (string, error) {
+	carried, payload, cutPayload := relay.upstreamBytes.Load(), relay.payloadBytes.Load(), relay.cutPayload.Load()
+
+	// The server can store only body bytes that arrived before the cut.
+	if resumeAt > cutPayload {
+		return "", fmt.Errorf("the first HEAD after the cut returned Upload-Offset %d, but the relay delivered at most %d HTTP bytes before the cut", resumeAt, cutPayload)
 	}
-	return fmt.Sprintf("large file cut after %d bytes, resumed at server offset %d (%d requests, %d conflicts, relay carried %d bytes)",
-		cutAfter, resumeAt, len(reqs), conflicts, carried), nil
+	// Resending from zero would push the whole file through the relay
+	// after the cut, besides the requests' headers.
+	if payload-cutPayload >= size {
+		return "", fmt.Errorf("the relay carried %d HTTP bytes after the cut for a %d-byte file (%d before the cut): the client restarted instead of resuming",
+			payload-cutPayload, size, cutPayload)
+	}
+
+	if !relay.tlsRecords {
+		return fmt.Sprintf("large file cut after %d bytes, resumed at server offset %d (%s, relay carried %d bytes)",
+			relay.cutAfter, resumeAt, detail, carried), nil
+	}
+	return fmt.Sprintf("large file cut after %d bytes of TLS records (at most %d HTTP bytes), resumed at server offset %d (%s, relay carried %d bytes of TLS records, at most %d HTTP bytes)",
+		relay.cutAfter, cutPayload, resumeAt, detail, carried, payload), nil
 }
 
 // parseOffset parses an Upload-Offset value, which must lie in [0, size].

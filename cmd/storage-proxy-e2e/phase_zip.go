@@ -21,7 +21,7 @@ func (r *runner) checkZip(dir string, stats *downloadStats) (int, error) {
 	}
 	zipPath := filepath.Join(dir, "folder.zip")
 	headersPath := zipPath + ".headers"
-	out, err := exec.Command("curl", "-sS", "-D", headersPath, "-o", zipPath, r.downloadURL(token, "archive", "true", "no_cache", "true")).CombinedOutput()
+	out, err := r.curl("-sS", "-D", headersPath, "-o", zipPath, r.downloadURL(token, "archive", "true", "no_cache", "true")).CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("curl GET /download with archive=true for the folder: %w: %s", err, truncate(out, 500))
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -52,8 +54,9 @@ func freePortPair() (int, error) {
 }
 
 // writeProxyConfig writes storage-proxy.toml into dir and returns its path
-// and the target settings that reach the proxy.
-func writeProxyConfig(dir string) (string, target, error) {
+// and the target settings that reach the proxy. With certs, both APIs serve
+// HTTPS with that certificate and key.
+func writeProxyConfig(dir string, certs *tlsFiles) (string, target, error) {
 	volumePath := filepath.Join(dir, "volumes", localVolume)
 	if err := os.MkdirAll(volumePath, 0o755); err != nil {
 		return "", target{}, err
@@ -69,6 +72,11 @@ func writeProxyConfig(dir string) (string, target, error) {
 	etcdPort, clientPort, managerPort := ports[0], ports[1], ports[2]
 	if clientPort == etcdPort+1 || managerPort == etcdPort+1 || clientPort == managerPort {
 		return "", target{}, fmt.Errorf("free ports overlap (etcd %d, client %d, manager %d); run again", etcdPort, clientPort, managerPort)
+	}
+	scheme, sslKeys := "http", "ssl-enabled = false"
+	if certs != nil {
+		scheme = "https"
+		sslKeys = fmt.Sprintf("ssl-enabled = true\nssl-cert = %q\nssl-privkey = %q", certs.certFile, certs.keyFile)
 	}
 
 	config := fmt.Sprintf(`# Written by storage-proxy-e2e for one run; removed with its work dir.
@@ -91,11 +99,11 @@ shutdown-grace = "20s"
 
 [api.client]
 service-addr = { host = "127.0.0.1", port = %d }
-ssl-enabled = false
+%s
 
 [api.manager]
 service-addr = { host = "127.0.0.1", port = %d }
-ssl-enabled = false
+%s
 secret = %q
 
 [debug]
@@ -114,15 +122,15 @@ format = "simple"
 [volume.%s]
 backend = "vfs"
 path = %q
-`, etcdPort, localSessionSecret, clientPort, managerPort, localManagerSecret, localVolume, volumePath)
+`, etcdPort, localSessionSecret, clientPort, sslKeys, managerPort, sslKeys, localManagerSecret, localVolume, volumePath)
 
 	configPath := filepath.Join(dir, "storage-proxy.toml")
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return "", target{}, err
 	}
 	return configPath, target{
-		clientURL:     "http://127.0.0.1:" + strconv.Itoa(clientPort),
-		managerURL:    "http://127.0.0.1:" + strconv.Itoa(managerPort),
+		clientURL:     scheme + "://127.0.0.1:" + strconv.Itoa(clientPort),
+		managerURL:    scheme + "://127.0.0.1:" + strconv.Itoa(managerPort),
 		managerSecret: localManagerSecret,
 		volume:        localVolume,
 	}, nil
@@ -130,9 +138,9 @@ path = %q
 
 // startProxy starts binary on the config at configPath with its output in
 // proxy.log next to the config, and waits until both APIs return 200 for
-// GET /.
+// GET /. An https server must verify against pool (nil: the system roots).
 // The environment is inherited, so BACKEND_IO_ENGINE reaches the proxy.
-func startProxy(binary, configPath string, t target) (*proxyProcess, error) {
+func startProxy(binary, configPath string, t target, pool *x509.CertPool) (*proxyProcess, error) {
 	logPath := filepath.Join(filepath.Dir(configPath), "proxy.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -151,8 +159,9 @@ func startProxy(binary, configPath string, t target) (*proxyProcess, error) {
 		close(p.exited)
 	}()
 
+	client := newHTTPClient(pool, 2*time.Second)
 	for _, url := range []string{t.managerURL + "/", t.clientURL + "/"} {
-		if err := p.waitReady(url, 60*time.Second); err != nil {
+		if err := p.waitReady(client, url, 60*time.Second); err != nil {
 			p.kill()
 			return nil, fmt.Errorf("%w\n%s", err, p.logTail(30))
 		}
@@ -160,16 +169,20 @@ func startProxy(binary, configPath string, t target) (*proxyProcess, error) {
 	return p, nil
 }
 
-// waitReady polls GET url until it returns 200, the process exits or the
-// timeout passes.
-func (p *proxyProcess) waitReady(url string, timeout time.Duration) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+// waitReady polls GET url with client until it returns 200, the process
+// exits or the timeout passes. A certificate that fails verification ends
+// the wait at once, because polling cannot change it.
+func (p *proxyProcess) waitReady(client *http.Client, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var lastErr error
 	for time.Now().Before(deadline) {
 		resp, err := client.Get(url)
+		var certErr *tls.CertificateVerificationError
+		if errors.As(err, &certErr) {
+			return fmt.Errorf("GET %s: %w", url, err)
+		}
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -222,6 +235,28 @@ func (p *proxyProcess) engineLine() string {
 		}
 	}
 	return ""
+}
+
+// tlsCopyLogLine is the text of the line that a worker logs when its client
+// API serves TLS.
+const tlsCopyLogLine = "client API uses TLS; download bodies are copied through user space instead of sendfile"
+
+// waitLogLine polls the proxy's log until a line contains text, and returns
+// that line. A worker's start-up lines may arrive after the readiness check
+// passed, because another worker can have returned the 200.
+func (p *proxyProcess) waitLogLine(text string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, line := range p.logLines() {
+			if strings.Contains(line, text) {
+				return strings.TrimSpace(line), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("the proxy did not log %q within %s of start-up\n%s", text, timeout, p.logTail(30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // logTail returns the last n lines of the proxy's log, indented.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end run of bin/storage-proxy (`make e2e` builds it first): installs
 # tus-js-client if missing, checks the command-line clients, then runs the
-# Go driver twice, once on the default io engine and once with io_uring
-# forced off (BACKEND_IO_ENGINE=syscall). Stops at the first failure.
-# Extra arguments go to both driver runs, e.g. -large-size 1073741824.
+# Go driver three times: on the default io engine, with io_uring forced off
+# (BACKEND_IO_ENGINE=syscall), and on the default io engine with both APIs
+# over HTTPS (-tls). Stops at the first failure.
+# Extra arguments go to every driver run, e.g. -large-size 1073741824.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,7 +32,7 @@ if [[ ! -x bin/storage-proxy ]]; then
 fi
 
 driver=$(mktemp -d "${TMPDIR:-/tmp}/storage-proxy-e2e-bin.XXXXXX")
-# Both runs share the generated files, so the large one is written once.
+# The runs share the generated files, so the large one is written once.
 dataset=$(mktemp -d "${TMPDIR:-/tmp}/storage-proxy-e2e-dataset.XXXXXX")
 trap 'rm -rf "$driver" "$dataset"' EXIT
 go build -o "$driver/storage-proxy-e2e" "./$e2e_dir"
@@ -45,4 +46,6 @@ for engine in default syscall; do
 		BACKEND_IO_ENGINE=$engine "$driver/storage-proxy-e2e" -binary bin/storage-proxy -dataset-dir "$dataset" -tus-dir "$e2e_dir/tus" "$@"
 	fi
 done
-echo "e2e: both runs passed in $((SECONDS - started)) s"
+echo "e2e: run with io engine: default, over HTTPS"
+env -u BACKEND_IO_ENGINE "$driver/storage-proxy-e2e" -binary bin/storage-proxy -dataset-dir "$dataset" -tus-dir "$e2e_dir/tus" -tls "$@"
+echo "e2e: all three runs passed in $((SECONDS - started)) s"

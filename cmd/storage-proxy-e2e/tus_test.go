@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -81,6 +82,19 @@ func tusRunner(t *testing.T) *runner {
 }
 
 func TestTusUploadResumesAfterCut(t *testing.T) {
+	testTusResume(t, false)
+}
+
+func TestTusUploadResumesAfterCutOverTLS(t *testing.T) {
+	testTusResume(t, true)
+}
+
+// testTusResume uploads a 5 MiB file through a relay that cuts it after
+// 2 MiB, and a 0-byte file directly, and requires checkResume to accept
+// the trace and the server to hold the file. With useTLS the server speaks
+// HTTPS with a generated certificate that node trusts only through the
+// runner's CA file.
+func testTusResume(t *testing.T, useTLS bool) {
 	r := tusRunner(t)
 	dir := t.TempDir()
 	const size = 5<<20 + 77
@@ -93,11 +107,18 @@ func TestTusUploadResumesAfterCut(t *testing.T) {
 	os.WriteFile(small, nil, 0o644)
 
 	sessions := &tusSessions{data: map[string][]byte{}, size: map[string]int64{"big": size, "empty": 0}}
-	server := httptest.NewServer(sessions)
-	defer server.Close()
+	var server *httptest.Server
+	if useTLS {
+		files, _ := newTLSFiles(t)
+		server = startTLSServer(t, files, sessions)
+		r.caFile = files.caFile
+	} else {
+		server = httptest.NewServer(sessions)
+		defer server.Close()
+	}
 	serverURL, _ := url.Parse(server.URL)
 	const cutAfter = 2<<20 + 1234
-	relay, err := startCutRelay(serverURL.Host, cutAfter)
+	relay, err := startCutRelay(serverURL.Host, cutAfter, useTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,16 +154,47 @@ func TestTusUploadResumesAfterCut(t *testing.T) {
 		t.Fatal("no result for the big file")
 	}
 
-	description, err := checkResume(big, relay, size, cutAfter)
+	description, err := checkResume(big, relay, size)
 	if err != nil {
 		t.Fatalf("checkResume: %v\nrequests: %+v", err, big.Requests)
 	}
+	t.Log(description)
 	if !strings.Contains(description, "resumed at server offset") {
 		t.Errorf("description %q", description)
+	}
+	if got := strings.Contains(description, "TLS records"); got != useTLS {
+		t.Errorf("description %q mentions TLS records: %v, want %v", description, got, useTLS)
 	}
 	got, _ := hashReader(strings.NewReader(string(sessions.data["big"])))
 	if got != want {
 		t.Errorf("server holds %v, want %v", got, want)
+	}
+}
+
+func TestTusRejectsUntrustedCertificate(t *testing.T) {
+	r := tusRunner(t)
+	src := filepath.Join(t.TempDir(), "a.txt")
+	os.WriteFile(src, []byte("abc"), 0o644)
+	files, _ := newTLSFiles(t)
+	sessions := &tusSessions{data: map[string][]byte{}, size: map[string]int64{"a": 3}}
+	server := startTLSServer(t, files, sessions)
+	serverURL, _ := url.Parse(server.URL)
+
+	// No CA file: node has only its default roots.
+	results, err := r.runTus(tusJob{
+		Concurrency: 1,
+		ChunkSize:   1 << 20,
+		RetryDelays: []int{},
+		Files:       []tusFile{{Path: src, UploadURL: uploadURL(serverURL, "a"), Size: 3}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].OK {
+		t.Fatalf("results = %+v, want one failed upload", results)
+	}
+	if len(sessions.data["a"]) != 0 {
+		t.Errorf("the server received %d bytes from a client that cannot verify it", len(sessions.data["a"]))
 	}
 }
 
@@ -175,11 +227,14 @@ func TestTusReportsUnreachableServer(t *testing.T) {
 }
 
 // resumeTrace returns a traced large-file upload of 100 bytes whose second
-// PATCH the relay broke, followed by the given requests.
+// PATCH the relay broke after it had carried 60 bytes, followed by the
+// given requests. The relay's counts are those of a resume from offset 55.
 func resumeTrace(after ...tusRequest) (*tusResult, *cutRelay) {
-	relay := &cutRelay{}
+	relay := &cutRelay{cutAfter: 60}
 	relay.cuts.Store(1)
-	relay.upstreamBytes.Store(100)
+	relay.upstreamBytes.Store(110)
+	relay.payloadBytes.Store(110)
+	relay.cutPayload.Store(60)
 	res := &tusResult{
 		Retries: []tusRetry{{Message: "socket hang up"}},
 		Requests: append([]tusRequest{
@@ -198,7 +253,7 @@ func TestCheckResumeAcceptsResume(t *testing.T) {
 		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
 		tusRequest{Method: "PATCH", UploadOffset: ptr("55"), Status: ptr(204), Offset: ptr("100")},
 	)
-	if _, err := checkResume(res, relay, 100, 50); err != nil {
+	if _, err := checkResume(res, relay, 100); err != nil {
 		t.Error(err)
 	}
 }
@@ -210,7 +265,7 @@ func TestCheckResumeAcceptsConflictThenHead(t *testing.T) {
 		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
 		tusRequest{Method: "PATCH", UploadOffset: ptr("55"), Status: ptr(204), Offset: ptr("100")},
 	)
-	if _, err := checkResume(res, relay, 100, 50); err != nil {
+	if _, err := checkResume(res, relay, 100); err != nil {
 		t.Error(err)
 	}
 }
@@ -220,7 +275,7 @@ func TestCheckResumeRejectsRestart(t *testing.T) {
 		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("0")},
 		tusRequest{Method: "PATCH", UploadOffset: ptr("0"), Status: ptr(204), Offset: ptr("100")},
 	)
-	if _, err := checkResume(res, relay, 100, 50); err == nil {
+	if _, err := checkResume(res, relay, 100); err == nil {
 		t.Error("checkResume accepted a resume from offset 0")
 	}
 }
@@ -230,7 +285,7 @@ func TestCheckResumeRejectsWrongOffset(t *testing.T) {
 		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
 		tusRequest{Method: "PATCH", UploadOffset: ptr("40"), Status: ptr(204), Offset: ptr("100")},
 	)
-	if _, err := checkResume(res, relay, 100, 50); err == nil {
+	if _, err := checkResume(res, relay, 100); err == nil {
 		t.Error("checkResume accepted a PATCH from an offset the server never returned")
 	}
 }
@@ -240,7 +295,42 @@ func TestCheckResumeRejectsIncomplete(t *testing.T) {
 		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
 		tusRequest{Method: "PATCH", UploadOffset: ptr("55"), Status: ptr(204), Offset: ptr("90")},
 	)
-	if _, err := checkResume(res, relay, 100, 50); err == nil {
+	if _, err := checkResume(res, relay, 100); err == nil {
 		t.Error("checkResume accepted an upload that ended at offset 90 of 100")
+	}
+}
+
+func TestCheckResumeRejectsOffsetBeyondCut(t *testing.T) {
+	res, relay := resumeTrace(
+		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("70")},
+		tusRequest{Method: "PATCH", UploadOffset: ptr("70"), Status: ptr(204), Offset: ptr("100")},
+	)
+	if _, err := checkResume(res, relay, 100); err == nil {
+		t.Error("checkResume accepted a server offset of 70 after the relay delivered 60 bytes")
+	}
+}
+
+func TestCheckResumeRejectsWholeResend(t *testing.T) {
+	res, relay := resumeTrace(
+		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
+		tusRequest{Method: "PATCH", UploadOffset: ptr("55"), Status: ptr(204), Offset: ptr("100")},
+	)
+	// 100 HTTP bytes after the cut: the whole file went through again.
+	relay.upstreamBytes.Store(160)
+	relay.payloadBytes.Store(160)
+	if _, err := checkResume(res, relay, 100); err == nil {
+		t.Error("checkResume accepted a relay that carried the whole file after the cut")
+	}
+}
+
+func TestCheckResumeRejectsRecordError(t *testing.T) {
+	res, relay := resumeTrace(
+		tusRequest{Method: "HEAD", Status: ptr(200), Offset: ptr("55")},
+		tusRequest{Method: "PATCH", UploadOffset: ptr("55"), Status: ptr(204), Offset: ptr("100")},
+	)
+	relay.tlsRecords = true
+	relay.recordErr = errors.New("record header 50 4f 53 54 20 is not TLS")
+	if _, err := checkResume(res, relay, 100); err == nil {
+		t.Error("checkResume accepted a relay that could not follow the TLS records")
 	}
 }

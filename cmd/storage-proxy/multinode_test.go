@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -20,8 +21,9 @@ import (
 )
 
 // startNodes starts n proxies that share one etcd member and one volume
-// folder, as proxies on several hosts share an NFS volume.
-func startNodes(t *testing.T, n int) []*testProxy {
+// folder, as proxies on several hosts share an NFS volume. uploadLock is
+// the upload-lock setting of every node.
+func startNodes(t *testing.T, n int, uploadLock string) ([]*testProxy, *cluster.Client) {
 	t.Helper()
 	etcdAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	member, err := cluster.StartMember(t.TempDir(), etcdAddr, 20*time.Second)
@@ -37,7 +39,7 @@ func startNodes(t *testing.T, n int) []*testProxy {
 		p := writeConfig(t, 1, false)
 		cfg, _ := os.ReadFile(p.configFile)
 		text := string(cfg)
-		text = strings.Replace(text, `node-id = "test-node"`, fmt.Sprintf(`node-id = "node-%d"`, i), 1)
+		text = strings.Replace(text, `node-id = "test-node"`, fmt.Sprintf("node-id = \"node-%d\"\nupload-lock = %q", i, uploadLock), 1)
 		text = strings.Replace(text, `path = "volumes/local"`, fmt.Sprintf("path = %q", shared), 1)
 		port := strings.TrimSpace(strings.Split(strings.Split(text, "port = ")[1], " ")[0])
 		text = strings.Replace(text, "port = "+port+" }", "port = "+strings.Split(etcdAddr, ":")[1]+" }", 1)
@@ -49,7 +51,12 @@ func startNodes(t *testing.T, n int) []*testProxy {
 	for _, p := range nodes {
 		waitStatus(t, p.clientURL+"/", 15*time.Second)
 	}
-	return nodes
+	client, err := cluster.Connect(context.Background(), cluster.Options{Endpoint: etcdAddr, Namespace: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return nodes, client
 }
 
 func patch(p *testProxy, tok string, offset int64, body io.Reader, length int64) (int, string, error) {
@@ -67,8 +74,19 @@ func patch(p *testProxy, tok string, offset int64, body io.Reader, length int64)
 	return resp.StatusCode, resp.Header.Get("Upload-Offset"), nil
 }
 
+// TestSharedVolumeAcrossNodes runs three proxies on one etcd and one
+// volume, once per upload-lock setting. The shared folder is local here,
+// so flock(2) passes between the nodes as on a file system that supports
+// it; with "etcd" the nodes take no flock at all and etcd alone keeps the
+// sessions' requests apart.
 func TestSharedVolumeAcrossNodes(t *testing.T) {
-	nodes := startNodes(t, 3)
+	for _, uploadLock := range []string{"flock", "etcd"} {
+		t.Run(uploadLock, func(t *testing.T) { testSharedVolume(t, uploadLock) })
+	}
+}
+
+func testSharedVolume(t *testing.T, uploadLock string) {
+	nodes, etcd := startNodes(t, 3, uploadLock)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	if status, out := managerCall(t, a, http.MethodPost, "/folder/create", map[string]any{"volume": "local", "vfid": testVFID}); status != http.StatusNoContent {
 		t.Fatalf("create folder: %d %s", status, out)
@@ -77,23 +95,31 @@ func TestSharedVolumeAcrossNodes(t *testing.T) {
 	staging := filepath.Join(a.dir, "shared-volume", "3e1c7c7a5f0a4c519a2d0c6a2b7f4e11", ".upload")
 
 	t.Run("resume on another node after a crash", func(t *testing.T) {
-		const size = 16 << 20
+		// The dying PATCH carries 70 MiB, past one checkpoint: under etcd
+		// a long PATCH flushes and records its offset every 64 MiB
+		// (dataplane's checkpointBytes).
+		const size, first, sent, checkpoint = 96 << 20, 1 << 20, 70 << 20, 64 << 20
 		content := make([]byte, size)
 		rand.New(rand.NewSource(2)).Read(content)
 		tok := mintToken(t, a, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "moved.bin", "size": size})
 		partial := filepath.Join(staging, sessionOf(t, tok))
 
+		// One PATCH completes, so its offset is acknowledged (and, under
+		// etcd, recorded); the next one dies with node A after 70 MiB more.
+		if status, _, err := patch(a, tok, 0, bytes.NewReader(content[:first]), first); err != nil || status != http.StatusNoContent {
+			t.Fatalf("first PATCH through node A: %d %v", status, err)
+		}
 		body, w := io.Pipe()
 		done := make(chan struct{})
-		go func() { patch(a, tok, 0, body, size); close(done) }()
-		go w.Write(content[:5<<20])
+		go func() { patch(a, tok, first, body, size-first); close(done) }()
+		go w.Write(content[first : first+sent])
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			if fi, err := os.Stat(partial); err == nil && fi.Size() >= 5<<20 {
+			if fi, err := os.Stat(partial); err == nil && fi.Size() >= first+sent {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("node A never stored 5 MiB")
+				t.Fatal("node A never stored 70 MiB")
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -105,9 +131,31 @@ func TestSharedVolumeAcrossNodes(t *testing.T) {
 		w.CloseWithError(io.ErrUnexpectedEOF)
 		<-done
 
-		offset := headOffset(t, b, tok)
-		if offset < 5<<20 || offset > size {
-			t.Fatalf("node B reports offset %d", offset)
+		var offset int64
+		switch uploadLock {
+		case "flock":
+			// The kernel freed the dead node's flock, and the partial
+			// file's size counts: the 70 MiB that reached it are kept.
+			offset = headOffset(t, b, tok)
+			if offset < first+sent || offset > size {
+				t.Fatalf("node B reports offset %d, want at least %d", offset, first+sent)
+			}
+		case "etcd":
+			// Once the dead node's lease ends (uploadLockTTL), the next
+			// holder counts only the last recorded offset, the checkpoint,
+			// and cuts the bytes past it. Until then HEAD cannot lock and
+			// reports the file's size.
+			recorded := int64(first + checkpoint)
+			deadline := time.Now().Add(3 * uploadLockTTL)
+			for offset = headOffset(t, b, tok); offset != recorded && time.Now().Before(deadline); offset = headOffset(t, b, tok) {
+				time.Sleep(250 * time.Millisecond)
+			}
+			if offset != recorded {
+				t.Fatalf("node B reports offset %d %s after the crash, want the recorded %d", offset, 3*uploadLockTTL, recorded)
+			}
+			if fi, err := os.Stat(partial); err != nil || fi.Size() != recorded {
+				t.Fatalf("the partial file was not cut back to the recorded offset: %v %v", fi.Size(), err)
+			}
 		}
 		if other := headOffset(t, c, tok); other != offset {
 			t.Fatalf("node C reports offset %d, node B %d", other, offset)
@@ -127,12 +175,27 @@ func TestSharedVolumeAcrossNodes(t *testing.T) {
 		content := make([]byte, chunk*chunks)
 		rand.New(rand.NewSource(3)).Read(content)
 		tok := mintToken(t, b, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "alternating.bin", "size": len(content)})
+		offsetKey := "volumes/upload-sessions/" + sessionOf(t, tok) + "/offset"
 		for i := 0; i < chunks; i++ {
 			node := []*testProxy{b, c}[i%2]
 			offset := int64(i * chunk)
 			status, reported, err := patch(node, tok, offset, bytes.NewReader(content[offset:offset+chunk]), chunk)
 			if err != nil || status != http.StatusNoContent || reported != strconv.FormatInt(offset+chunk, 10) {
 				t.Fatalf("PATCH %d through node %d: %d, offset %q, %v", i, i%2+1, status, reported, err)
+			}
+			// Under etcd the offset each node reports is the one it
+			// recorded there first; a finished session leaves no record.
+			record, found, err := etcd.Get(context.Background(), offsetKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case uploadLock == "flock" && found:
+				t.Fatalf("upload-lock = flock wrote %s = %q", offsetKey, record)
+			case uploadLock == "etcd" && i < chunks-1 && record != reported:
+				t.Fatalf("after PATCH %d etcd holds offset %q (found %v), the node reported %s", i, record, found, reported)
+			case uploadLock == "etcd" && i == chunks-1 && found:
+				t.Fatalf("the finished session's offset record is still in etcd: %q", record)
 			}
 			if i < chunks-1 {
 				if hb, hc := headOffset(t, b, tok), headOffset(t, c, tok); hb != offset+chunk || hc != offset+chunk {
@@ -143,6 +206,26 @@ func TestSharedVolumeAcrossNodes(t *testing.T) {
 		got, err := os.ReadFile(filepath.Join(vfolder, "alternating.bin"))
 		if err != nil || !bytes.Equal(got, content) {
 			t.Fatalf("alternating upload differs from the source (%v)", err)
+		}
+	})
+
+	t.Run("a flock taken outside the proxies", func(t *testing.T) {
+		// Under flock it keeps every node out; under etcd no node looks at
+		// it, as on a file system whose locks do not pass between nodes.
+		const size = 1 << 20
+		tok := mintToken(t, b, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "outside-lock.bin", "size": size})
+		f, err := os.Open(filepath.Join(staging, sessionOf(t, tok)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		status, _, err := patch(c, tok, 0, bytes.NewReader(make([]byte, size)), size)
+		want := map[string]int{"flock": http.StatusLocked, "etcd": http.StatusNoContent}[uploadLock]
+		if err != nil || status != want {
+			t.Fatalf("PATCH with the partial file flocked outside: %d %v, want %d", status, err, want)
 		}
 	})
 

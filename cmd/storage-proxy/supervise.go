@@ -303,15 +303,15 @@ func listen(l config.Listener) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !l.SSLEnabled {
-		return ln, nil
-	}
-	cert, err := tls.LoadX509KeyPair(l.SSLCert, l.SSLPrivkey)
+	tlsConfig, err := l.ServerTLS()
 	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("load TLS certificate: %w", err)
+		return nil, err
 	}
-	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+	if tlsConfig == nil {
+		return ln, nil
+	}
+	return tls.NewListener(ln, tlsConfig), nil
 }
 
 func startWorkers(cfg *config.Config, sockets []*os.File, metricsDir string, logs *logging.Logging, log *slog.Logger) (*supervisor.Supervisor, error) {

@@ -1,57 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
+	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// writeSelfSigned writes a certificate for 127.0.0.1 and its key into dir.
-func writeSelfSigned(t *testing.T, dir string) (certPath, keyPath string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "storage-proxy test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certPath, keyPath, pool
-}
+	"github.com/bai-storage/storage-proxy/control/testcert"
+)
 
 func TestTLSOnBothListeners(t *testing.T) {
 	p := writeConfig(t, 2, true)
-	certPath, keyPath, pool := writeSelfSigned(t, p.dir)
+	certPath, keyPath, pair := testcert.Write(t, p.dir)
 	cfg, _ := os.ReadFile(p.configFile)
 	tlsKeys := "ssl-enabled = true\nssl-cert = \"" + certPath + "\"\nssl-privkey = \"" + keyPath + "\"\n"
 	text := strings.ReplaceAll(string(cfg), "ssl-enabled = false\n", tlsKeys)
@@ -60,7 +25,7 @@ func TestTLSOnBothListeners(t *testing.T) {
 	p.mgrURL = strings.Replace(p.mgrURL, "http://", "https://", 1)
 
 	saved := http.DefaultClient
-	http.DefaultClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	http.DefaultClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pair.Client()}}
 	defer func() { http.DefaultClient = saved }()
 
 	p.start(t)
@@ -89,6 +54,43 @@ func TestTLSOnBothListeners(t *testing.T) {
 	if status, n := download(t, p, tok, "bytes=1048000-"); status != 206 || n != len(content)-1048000 {
 		t.Fatalf("range download over HTTPS: %d, %d bytes", status, n)
 	}
+
+	// A PATCH at a wrong offset is answered before its body is read. Over
+	// TLS too, a client still sending that body must not be reset before it
+	// could read the 409: the worker closes such a connection lingering,
+	// and a client like node's http gives up on a write error without
+	// reading the response. A plain close resets at once; here the writer
+	// must still be blocked when the response is read 300 ms later.
+	wrong := mintToken(t, p, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "wrong.bin", "size": 64 << 20})
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(p.clientURL, "https://"), pair.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH /upload?token=%s HTTP/1.1\r\nHost: test\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 1048576\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", wrong, 32<<20)
+	writeFailed := make(chan error, 1)
+	go func() {
+		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := conn.Write(make([]byte, 32<<20))
+		writeFailed <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-writeFailed:
+		t.Errorf("sending the body of a rejected PATCH over HTTPS failed within 300 ms (%v): the connection was not closed lingering", err)
+	default:
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("PATCH at a wrong offset over HTTPS: %v, want a 409 response", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || resp.Header.Get("Upload-Offset") != "0" {
+		t.Errorf("PATCH at a wrong offset over HTTPS: %d with Upload-Offset %q, want 409 with 0", resp.StatusCode, resp.Header.Get("Upload-Offset"))
+	}
+
 	if !strings.Contains(p.stderr.String(), "copied through user space") {
 		t.Errorf("the log does not say that TLS turns sendfile off:\n%s", p.stderr.String())
 	}

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,7 +10,10 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
+	"github.com/bai-storage/storage-proxy/control/cluster"
+	"github.com/bai-storage/storage-proxy/control/config"
 	"github.com/bai-storage/storage-proxy/control/logging"
 	"github.com/bai-storage/storage-proxy/control/metrics"
 	"github.com/bai-storage/storage-proxy/control/supervisor"
@@ -51,15 +54,12 @@ func runWorker(args []string) int {
 		log.Error("worker cannot use its client API socket", "err", err)
 		return 1
 	}
-	tlsOn := cfg.ClientAPI.SSLEnabled
-	if tlsOn {
-		cert, err := tls.LoadX509KeyPair(cfg.ClientAPI.SSLCert, cfg.ClientAPI.SSLPrivkey)
-		if err != nil {
-			log.Error("client API TLS certificate", "err", err)
-			return 1
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	tlsConfig, err := cfg.ClientAPI.ServerTLS()
+	if err != nil {
+		log.Error("client API TLS certificate", "err", err)
+		return 1
 	}
+	tlsOn := tlsConfig != nil
 
 	mode := ioEngineMode(cfg.StorageProxy.IOEngine)
 	engine, info, err := uring.Open(mode, uring.Options{})
@@ -99,11 +99,27 @@ func runWorker(args []string) int {
 		volumes[v.Name] = v.Path
 	}
 	sp := cfg.StorageProxy
+	var sessionLocks dataplane.SessionLocks
+	if sp.UploadLock == "etcd" {
+		locks, closeLocks, err := connectUploadLocks(cfg, root.With("logger", "storage-proxy.cluster"))
+		if err != nil {
+			log.Error("upload-lock = \"etcd\" needs etcd", "err", err)
+			return 1
+		}
+		defer closeLocks()
+		sessionLocks = locks
+		if index == 0 {
+			log.Info("upload sessions are locked in etcd", "lease_ttl", uploadLockTTL.String())
+		}
+	}
+
 	srv, err := dataplane.New(dataplane.Options{
 		TokenSecret:       []byte(sp.Secret),
 		Volumes:           volumes,
 		MaxUploadSize:     sp.MaxUploadSize,
 		DataPath:          dataPath,
+		TLS:               tlsConfig,
+		SessionLocks:      sessionLocks,
 		FileIO:            fileIO,
 		ReadTimeout:       sp.ReadTimeout,
 		WriteTimeout:      sp.WriteTimeout,
@@ -141,4 +157,47 @@ func runWorker(args []string) int {
 		log.Warn("in-flight transfers cut at the end of the grace period", "err", err)
 	}
 	return 0
+}
+
+// uploadLockTTL is how long the upload sessions of a worker that died stay
+// locked in etcd (upload-lock = "etcd").
+const uploadLockTTL = 5 * time.Second
+
+// connectUploadLocks connects this worker to etcd for upload session locks.
+// The returned function frees the worker's locks and disconnects.
+func connectUploadLocks(cfg *config.Config, log *slog.Logger) (dataplane.SessionLocks, func(), error) {
+	client, err := cluster.Connect(context.Background(), cluster.Options{
+		Endpoint:  cfg.Etcd.Addr.String(),
+		User:      cfg.Etcd.User,
+		Password:  cfg.Etcd.Password,
+		Namespace: cfg.Etcd.Namespace,
+		NodeID:    cfg.StorageProxy.NodeID,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	holder := cfg.StorageProxy.NodeID + " pid " + strconv.Itoa(os.Getpid())
+	locks := client.UploadLocks(holder, uploadLockTTL)
+	return etcdSessionLocks{locks}, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		locks.Close(ctx)
+		client.Close()
+	}, nil
+}
+
+// etcdSessionLocks adapts cluster.UploadLocks to dataplane.SessionLocks,
+// which cannot name etcd types.
+type etcdSessionLocks struct{ locks *cluster.UploadLocks }
+
+func (e etcdSessionLocks) TryLock(ctx context.Context, session string) (dataplane.SessionLock, error) {
+	lock, err := e.locks.TryLock(ctx, session)
+	if errors.Is(err, cluster.ErrLocked) {
+		return nil, fmt.Errorf("%w: %w", dataplane.ErrSessionLocked, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return lock, nil
 }

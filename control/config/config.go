@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,6 +40,25 @@ type Config struct {
 	// reads. Upstream tolerates them too. They are often typos, so the
 	// caller logs them as warnings.
 	Unknown []string
+}
+
+// ServerTLS returns the TLS settings a listener serves with, or nil when
+// ssl-enabled is false: the certificate chain and key of ssl-cert and
+// ssl-privkey, TLS 1.2 or later, and HTTP/1.1, which is all that both
+// APIs speak.
+func (l Listener) ServerTLS() (*tls.Config, error) {
+	if !l.SSLEnabled {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(l.SSLCert, l.SSLPrivkey)
+	if err != nil {
+		return nil, fmt.Errorf("load the TLS certificate %s and key %s: %w", l.SSLCert, l.SSLPrivkey, err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1"},
+	}, nil
 }
 
 // Etcd is the [etcd] table.
@@ -126,6 +146,13 @@ type StorageProxy struct {
 	// RegisterNode writes this node's URLs to etcd (`register-node`, strict
 	// bool, default false).
 	RegisterNode bool
+	// UploadLock selects what keeps the requests of one upload session
+	// apart (`upload-lock`, default "flock"): "flock" locks the partial
+	// file, which serves one node, or several whose shared file system
+	// passes flock(2) between them; "etcd" takes a lock per session in
+	// etcd and records each session's durable offset there, for several
+	// proxies on one volume whatever the file system.
+	UploadLock string
 	// ClientURL and ManagerURL are the base URLs written to etcd when
 	// RegisterNode is true (`announce-client-url`, `announce-manager-url`).
 	// The default is built from the listener's scheme and service-addr, with

@@ -101,6 +101,7 @@ func (c *Config) writeStorageProxy(w *tomlWriter) {
 	w.duration("idle-timeout", sp.IdleTimeout)
 	w.duration("upload-idle-timeout", sp.UploadIdleTimeout)
 	w.value("register-node", sp.RegisterNode)
+	w.value("upload-lock", sp.UploadLock)
 	w.value("announce-client-url", sp.ClientURL)
 	w.value("announce-manager-url", sp.ManagerURL)
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/bai-storage/storage-proxy/control/testcert"
 )
 
 // minimalConfig returns testdata/good/minimal.toml, whose volume path "." is
@@ -73,6 +75,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"idle-timeout", cfg.StorageProxy.IdleTimeout, 120 * time.Second},
 		{"upload-idle-timeout", cfg.StorageProxy.UploadIdleTimeout, 10 * time.Second},
 		{"register-node", cfg.StorageProxy.RegisterNode, false},
+		{"upload-lock", cfg.StorageProxy.UploadLock, "flock"},
 		{"announce-client-url", cfg.StorageProxy.ClientURL, "http://" + hostname + ":6021"},
 		{"announce-manager-url", cfg.StorageProxy.ManagerURL, "http://" + hostname + ":6022"},
 		{"logging.pkg-ns", cfg.Logging.PkgNS, map[string]string{"": "WARNING", "ai.backend": "INFO", "tests": "DEBUG"}},
@@ -179,8 +182,7 @@ func TestLoadResolvesRelativePaths(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	touch(t, filepath.Join(dir, "certs", "client.pem"))
-	touch(t, filepath.Join(dir, "certs", "client.key"))
+	writeKeyPair(t, filepath.Join(dir, "certs", "client.pem"), filepath.Join(dir, "certs", "client.key"))
 
 	text := minimalConfig(t)
 	text = replaceOnce(t, text, "num-proc = 1\n", "num-proc = 1\npid-file = \"run/sp.pid\"\n")
@@ -295,8 +297,7 @@ func TestLoadListsUnknownAndIgnoredKeys(t *testing.T) {
 
 func TestLoadAcceptsAllValueForms(t *testing.T) {
 	dir := resolvedTempDir(t)
-	touch(t, filepath.Join(dir, "m.pem"))
-	touch(t, filepath.Join(dir, "m.key"))
+	writeKeyPair(t, filepath.Join(dir, "m.pem"), filepath.Join(dir, "m.key"))
 	text := minimalConfig(t)
 	text = replaceOnce(t, text, `addr = { host = "127.0.0.1", port = 2379 }`, `addr = ["::1", "2379"]`+"\nembedded = true")
 	text = replaceOnce(t, text, `session-expire = "1d"`, "session-expire = 1.5\nuser = \"root\"\ngroup = -1\nscandir-limit = 0\nuse-watcher = true\nwatcher-insock-path-prefix = \"/tmp/in\"\nwatcher-outsock-path-prefix = \"/tmp/out\"")
@@ -417,5 +418,33 @@ func TestLoadEmptyDriversStayEmpty(t *testing.T) {
 	}
 	if cfg.Logging.Drivers == nil || len(cfg.Logging.Drivers) != 0 {
 		t.Errorf("drivers = %#v, expected an empty non-nil slice", cfg.Logging.Drivers)
+	}
+}
+
+// writeKeyPair writes a real certificate and key, which Load parses.
+func writeKeyPair(t *testing.T, certPath, keyPath string) {
+	t.Helper()
+	p := testcert.New(t)
+	if err := os.WriteFile(certPath, p.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, p.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadRejectsMismatchedKeyPair(t *testing.T) {
+	dir := resolvedTempDir(t)
+	writeKeyPair(t, filepath.Join(dir, "a.pem"), filepath.Join(dir, "a.key"))
+	writeKeyPair(t, filepath.Join(dir, "b.pem"), filepath.Join(dir, "b.key"))
+	text := minimalConfig(t)
+	text = replaceOnce(t, text, "ssl-enabled = false\n", "ssl-enabled = true\nssl-cert = \"a.pem\"\nssl-privkey = \"b.key\"\n")
+	path := filepath.Join(dir, "storage-proxy.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "ssl-privkey: does not load with ssl-cert") || !strings.Contains(err.Error(), "private key does not match public key") {
+		t.Fatalf("Load with a key of another certificate: %v, want an error naming ssl-privkey and the mismatch", err)
 	}
 }

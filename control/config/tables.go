@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"math"
 	"net"
 	"net/netip"
@@ -184,6 +185,7 @@ func checkStorageProxyExtensions(t *table, sp *StorageProxy) {
 	sp.IdleTimeout = t.fixedDuration("idle-timeout", 120*time.Second)
 	sp.UploadIdleTimeout = t.fixedDuration("upload-idle-timeout", 10*time.Second)
 	sp.RegisterNode = t.strictBool("register-node", false)
+	sp.UploadLock = t.choice("upload-lock", "flock", "flock", "etcd")
 	sp.ClientURL = t.announceURL("announce-client-url")
 	sp.ManagerURL = t.announceURL("announce-manager-url")
 }
@@ -290,14 +292,24 @@ func checkListener(t *table, manager bool) Listener {
 		t.missing("ssl-enabled", "set true or false")
 	}
 	l.SSLEnabled = t.toBool("ssl-enabled", false)
+	before := len(t.c.errors)
 	l.SSLCert = t.path("ssl-cert", "", existingFile)
 	l.SSLPrivkey = t.path("ssl-privkey", "", existingFile)
+	filesFound := len(t.c.errors) == before
 	if l.SSLEnabled {
 		if !t.has("ssl-cert") {
 			t.missing("ssl-cert", "ssl-enabled = true needs a PEM certificate chain file")
 		}
 		if !t.has("ssl-privkey") {
 			t.missing("ssl-privkey", "ssl-enabled = true needs a PEM private key file")
+		}
+		// Both files exist: they must also parse and belong together, or
+		// the listeners would fail at start instead of the load failing
+		// here.
+		if filesFound && l.SSLCert != "" && l.SSLPrivkey != "" {
+			if _, err := tls.LoadX509KeyPair(l.SSLCert, l.SSLPrivkey); err != nil {
+				t.failf("ssl-privkey", l.SSLPrivkey, "does not load with ssl-cert %s: %v", quoteString(l.SSLCert), err)
+			}
 		}
 	}
 	if manager {

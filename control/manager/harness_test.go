@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/bai-storage/storage-proxy/control/config"
+	"github.com/bai-storage/storage-proxy/control/testcert"
 	"github.com/bai-storage/storage-proxy/control/vfid"
 	"github.com/bai-storage/storage-proxy/control/volume"
 )
@@ -125,9 +128,50 @@ func newHarness(t *testing.T, ho harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv = httptest.NewServer(handler)
+	h.srv = httptest.NewUnstartedServer(handler)
+	if os.Getenv(tlsEnv) != "" {
+		// The listener's TLS settings exactly as the binary builds them
+		// from ssl-enabled, ssl-cert and ssl-privkey.
+		certPath, keyPath, _ := testcert.Write(t, t.TempDir())
+		l := config.Listener{SSLEnabled: true, SSLCert: certPath, SSLPrivkey: keyPath}
+		tlsConfig, err := l.ServerTLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.srv.TLS = tlsConfig
+		h.srv.StartTLS()
+	} else {
+		h.srv.Start()
+	}
 	t.Cleanup(h.srv.Close)
 	return h
+}
+
+// tlsEnv, when set, makes every harness serve over HTTPS. The package's
+// tests run once without it, and once more with it, in a child process
+// that TestSuiteOverHTTPS starts.
+const tlsEnv = "MANAGER_TEST_OVER_HTTPS"
+
+// TestSuiteOverHTTPS runs every other test of this package again with the
+// manager API served over TLS, as with [api.manager] ssl-enabled = true.
+func TestSuiteOverHTTPS(t *testing.T) {
+	if os.Getenv(tlsEnv) != "" {
+		t.Skip("this is the run over HTTPS")
+	}
+	if testing.Short() {
+		t.Skip("-short: the suite runs over plain HTTP only")
+	}
+	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.v", "-test.skip=^TestSuiteOverHTTPS$")
+	cmd.Env = append(os.Environ(), tlsEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the suite over HTTPS failed (%v):\n%s", err, out)
+	}
+	passed := bytes.Count(out, []byte("\n--- PASS: "))
+	if passed < 20 {
+		t.Fatalf("the suite over HTTPS passed only %d tests:\n%s", passed, out)
+	}
+	t.Logf("%d tests passed over HTTPS", passed)
 }
 
 // memTempDir returns a new directory on /dev/shm, where creating files is
@@ -185,6 +229,9 @@ func (h *harness) send(method, path string, body any, header http.Header) *respo
 		h.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
+	if (resp.TLS != nil) != (os.Getenv(tlsEnv) != "") {
+		h.t.Fatalf("%s %s: answered with TLS state %v, but %s=%q", method, path, resp.TLS != nil, tlsEnv, os.Getenv(tlsEnv))
+	}
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
 		h.t.Fatal(err)
