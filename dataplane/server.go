@@ -206,6 +206,9 @@ type Server struct {
 	// instead of one after the other; benchmarks compare both.
 	overlapWrites bool
 
+	// downloadTokens remembers verified download tokens.
+	downloadTokens *downloadTokenCache
+
 	// connsMu guards conns, the accepted TCP connections not yet closed.
 	connsMu sync.Mutex
 	conns   map[*serverConn]struct{}
@@ -223,6 +226,8 @@ func New(opts Options) (*Server, error) {
 		accessLog: o.Logger.With("logger", "http.access"),
 		abort:     make(chan struct{}),
 		conns:     make(map[*serverConn]struct{}),
+
+		downloadTokens: newDownloadTokenCache(),
 	}
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,

@@ -39,13 +39,12 @@ func runWorker(args []string) int {
 		printConfigError(os.Stderr, err)
 		return 1
 	}
-	level, err := logging.ForwardLevel(cfg.Logging)
+	logFile := os.NewFile(supervisor.LogFd, "log-pipe")
+	handler, err := logging.NewWorkerHandler(logFile, cfg.Logging)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storage-proxy worker:", err)
 		return 2
 	}
-	logFile := os.NewFile(supervisor.LogFd, "log-pipe")
-	handler := logging.NewForwardHandler(logFile, level)
 	root := slog.New(handler)
 	log := root.With("logger", "storage-proxy.dataplane")
 
@@ -127,7 +126,7 @@ func runWorker(args []string) int {
 		UploadIdleTimeout: sp.UploadIdleTimeout,
 		Version:           version,
 		Metrics:           measures,
-		Logger:            root,
+		Logger:            log,
 	})
 	if err != nil {
 		log.Error("data plane failed to start", "err", err)

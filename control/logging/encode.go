@@ -18,6 +18,15 @@ func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// Copy the run of printable ASCII that needs no escape at once.
+		run := i
+		for run < len(s) && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' && s[run] != '\\' {
+			run++
+		}
+		b = append(b, s[i:run]...)
+		if i = run; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {

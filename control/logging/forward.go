@@ -51,8 +51,11 @@ type forwardAttr struct {
 
 // forwardHandler writes records as forwardRecord lines for Relay.
 type forwardHandler struct {
-	out     *lockedWriter
-	level   slog.Leveler
+	out   *lockedWriter
+	level slog.Leveler
+	// levelOf, when set, gives the level of each logger name, as the
+	// supervisor filters it; level then follows the handler's name.
+	levelOf func(name string) slog.Level
 	name    string
 	goas    []groupOrAttrs
 	pid     int
@@ -117,13 +120,9 @@ func (h *forwardHandler) Handle(_ context.Context, r slog.Record) error {
 		attrs = appendResolved(attrs, a)
 		return true
 	})
-	rec.Attrs = encodeForwardAttrs(nestAttrs(h.goas, attrs))
-
-	line, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode forwarded log record: %w", err)
-	}
-	_, err = h.out.Write(append(line, '\n'))
+	line := appendForwardRecord(make([]byte, 0, 512), &rec, nestAttrs(h.goas, attrs))
+	line = append(line, '\n')
+	_, err := h.out.Write(line)
 	return err
 }
 
@@ -131,6 +130,9 @@ func (h *forwardHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	var resolved []slog.Attr
 	for _, a := range attrs {
 		resolved = appendResolved(resolved, a)
+	}
+	if name, rest, ok := takeLoggerName(h.goas, resolved); ok {
+		h, resolved = h.withName(name).(*forwardHandler), rest
 	}
 	if len(resolved) == 0 {
 		return h
@@ -152,6 +154,9 @@ func (h *forwardHandler) WithGroup(name string) slog.Handler {
 func (h *forwardHandler) withName(name string) slog.Handler {
 	copied := *h
 	copied.name = name
+	if h.levelOf != nil {
+		copied.level = h.levelOf(name)
+	}
 	return &copied
 }
 
@@ -196,6 +201,9 @@ func decodeForwardAttr(fa forwardAttr) (slog.Attr, error) {
 		members, err := decodeForwardAttrs(fa.Group)
 		return slog.Attr{Key: fa.Key, Value: slog.GroupValue(members...)}, err
 	case "String":
+		if s, ok := unquoteFast(fa.Value); ok {
+			return slog.String(fa.Key, s), nil
+		}
 		var s string
 		err := json.Unmarshal(fa.Value, &s)
 		return slog.String(fa.Key, s), err
@@ -216,6 +224,10 @@ func decodeForwardAttr(fa forwardAttr) (slog.Attr, error) {
 		err := json.Unmarshal(fa.Value, &b)
 		return slog.Bool(fa.Key, b), err
 	case "Time":
+		if s, ok := unquoteFast(fa.Value); ok {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			return slog.Time(fa.Key, t), err
+		}
 		var t time.Time
 		err := json.Unmarshal(fa.Value, &t)
 		return slog.Time(fa.Key, t), err
@@ -294,7 +306,11 @@ func (l *Logging) relayLine(line []byte, tooLong bool, extra []slog.Attr) {
 	var rec forwardRecord
 	err := errors.New("line longer than 1 MiB")
 	if !tooLong {
-		err = json.Unmarshal(line, &rec)
+		err = nil
+		if !parseForwardRecord(line, &rec) {
+			rec = forwardRecord{}
+			err = json.Unmarshal(line, &rec)
+		}
 	}
 	var attrs []slog.Attr
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -30,9 +31,19 @@ type source struct {
 }
 
 func sourceOf(pc uintptr) source {
+	if src, ok := sources.Load(pc); ok {
+		return src.(source)
+	}
 	frame, _ := runtime.CallersFrames([]uintptr{pc}).Next()
-	return source{file: frame.File, function: frame.Function, line: frame.Line}
+	src := source{file: frame.File, function: frame.Function, line: frame.Line}
+	// Log calls sit at a fixed set of program counters, so the cache
+	// stays as small as the number of log statements.
+	sources.Store(pc, src)
+	return src
 }
+
+// sources caches sourceOf by program counter.
+var sources sync.Map
 
 // sink is one driver. write is called for every record that passes the
 // level filters, from any goroutine, and must not block for long.
@@ -130,16 +141,42 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	return h.core.dispatch(e, nil)
 }
 
-// WithAttrs returns a handler that adds attrs to every record.
+// WithAttrs returns a handler that adds attrs to every record. Outside any
+// group, a "logger" attribute with a string value names the logger
+// instead, as WithName does (see takeLoggerName).
 func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	var resolved []slog.Attr
 	for _, a := range attrs {
 		resolved = appendResolved(resolved, a)
 	}
-	if len(resolved) == 0 {
-		return h
+	named := h
+	if name, rest, ok := takeLoggerName(h.goas, resolved); ok {
+		named, resolved = h.withName(name).(*handler), rest
 	}
-	return h.with(groupOrAttrs{attrs: resolved})
+	if len(resolved) == 0 {
+		return named
+	}
+	return named.with(groupOrAttrs{attrs: resolved})
+}
+
+// takeLoggerName removes the last top-level "logger" attribute with a
+// string value from attrs and returns its value. Packages that use only
+// log/slog, such as the data plane, choose their logger name this way with
+// Logger.With("logger", name), and the name then selects the pkg-ns
+// threshold. Inside a group the attribute is kept as it is.
+func takeLoggerName(goas []groupOrAttrs, attrs []slog.Attr) (string, []slog.Attr, bool) {
+	for _, g := range goas {
+		if g.group != "" {
+			return "", attrs, false
+		}
+	}
+	for i := len(attrs) - 1; i >= 0; i-- {
+		if attrs[i].Key == "logger" && attrs[i].Value.Kind() == slog.KindString {
+			rest := append(slices.Clone(attrs[:i]), attrs[i+1:]...)
+			return attrs[i].Value.String(), rest, true
+		}
+	}
+	return "", attrs, false
 }
 
 // WithGroup returns a handler that nests the attributes added later under

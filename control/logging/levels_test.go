@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -165,14 +166,21 @@ func TestRootNotsetAndDefaults(t *testing.T) {
 	}
 }
 
-func TestForwardLevelMatchesMinLevel(t *testing.T) {
+// TestWorkerHandlerFiltersLikeTheSupervisor checks that a worker's handler
+// enables exactly the records that the supervisor's Logging for the same
+// config emits, per logger name, whether the name comes from WithName or
+// from a "logger" attribute.
+func TestWorkerHandlerFiltersLikeTheSupervisor(t *testing.T) {
 	cases := []config.Logging{
 		{Level: "INFO"},
 		{Level: "ERROR", PkgNS: map[string]string{"": "DEBUG"}},
 		{Level: "DEBUG", PkgNS: map[string]string{"": "WARNING", "storage-proxy.dataplane": "DEBUG"}},
 		{Level: "DEBUG", PkgNS: map[string]string{"": "CRITICAL", "ai.backend": "INFO"}},
+		{Level: "INFO", PkgNS: map[string]string{"": "WARNING", "aiohttp": "INFO", "aiohttp.access": "ERROR"}},
 		{Level: "NOTSET", PkgNS: map[string]string{"": "NOTSET"}},
 	}
+	names := []string{"storage-proxy", "storage-proxy.dataplane", "storage-proxy.uring", "http", "http.access", "other"}
+	levels := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
 	for _, cfg := range cases {
 		cfg.Drivers = []string{"console"}
 		l, err := New(cfg, Options{Stderr: &bytes.Buffer{}})
@@ -180,13 +188,41 @@ func TestForwardLevelMatchesMinLevel(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.Close()
-		got, err := ForwardLevel(cfg)
-		if err != nil || got != l.MinLevel() {
-			t.Errorf("ForwardLevel(%+v) = %v, %v, expected MinLevel %v", cfg, got, err, l.MinLevel())
+		worker, err := NewWorkerHandler(io.Discard, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			supervisor := l.Logger(name).Handler()
+			byName := WithName(worker, name)
+			byAttr := worker.WithAttrs([]slog.Attr{slog.String("logger", name)})
+			for _, level := range levels {
+				want := supervisor.Enabled(t.Context(), level)
+				if got := byName.Enabled(t.Context(), level); got != want {
+					t.Errorf("%+v: worker logger %s (WithName) enables %v: %v, the supervisor %v", cfg.PkgNS, name, level, got, want)
+				}
+				if got := byAttr.Enabled(t.Context(), level); got != want {
+					t.Errorf("%+v: worker logger %s (logger attribute) enables %v: %v, the supervisor %v", cfg.PkgNS, name, level, got, want)
+				}
+			}
 		}
 	}
-	if _, err := ForwardLevel(config.Logging{Level: "LOUD"}); err == nil {
-		t.Error("ForwardLevel with an invalid level succeeded")
+	if _, err := NewWorkerHandler(io.Discard, config.Logging{Level: "LOUD"}); err == nil {
+		t.Error("NewWorkerHandler with an invalid level succeeded")
+	}
+}
+
+// TestLoggerAttributeNamesTheLogger checks that With("logger", name) on the
+// supervisor's handler selects the name's pkg-ns threshold, and that inside
+// a group the attribute stays an attribute.
+func TestLoggerAttributeNamesTheLogger(t *testing.T) {
+	l, out := newConsole(t, "DEBUG", map[string]string{"": "INFO", "http.access": "ERROR"})
+	root := slog.New(l.Handler())
+	root.With("logger", "http.access").Info("access info")
+	root.With("logger", "http.access").Error("access error")
+	root.WithGroup("req").With("logger", "http.access").Info("grouped")
+	if got, want := out.String(), "ERROR access error\nINFO grouped req.logger=http.access\n"; got != want {
+		t.Errorf("output = %q, expected %q", got, want)
 	}
 }
 

@@ -113,16 +113,19 @@ func parseLevels(cfg config.Logging) (slog.Level, thresholds, error) {
 	return level, t, nil
 }
 
-// ForwardLevel returns the level that a worker process passes to
-// NewForwardHandler: the lowest level that the supervisor's Logging for cfg
-// emits, so that the worker does not forward records the supervisor would
-// discard. It equals MinLevel of that Logging.
-func ForwardLevel(cfg config.Logging) (slog.Level, error) {
+// NewWorkerHandler returns the forward handler of a worker process with the
+// supervisor's filters for cfg applied per logger name: logging.level and
+// the pkg-ns threshold of each name. A record that the supervisor would
+// discard is then not even encoded.
+func NewWorkerHandler(w io.Writer, cfg config.Logging) (slog.Handler, error) {
 	level, t, err := parseLevels(cfg)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return max(level, t.min()), nil
+	h := NewForwardHandler(w, nil).(*forwardHandler)
+	h.levelOf = func(name string) slog.Level { return max(level, t.of(name)) }
+	h.level = h.levelOf(h.name)
+	return h, nil
 }
 
 func withDefaults(opts Options) Options {
@@ -232,8 +235,7 @@ func (l *Logging) Handler() slog.Handler {
 	return l.root
 }
 
-// MinLevel returns the lowest level that any logger emits. ForwardLevel
-// returns the same level from the config alone, for worker processes.
+// MinLevel returns the lowest level that any logger emits.
 func (l *Logging) MinLevel() slog.Level {
 	return max(l.core.level, l.core.thresholds.min())
 }
