@@ -194,10 +194,8 @@ func (r *receiver) copyBody() *errStop {
 // lost, and every checkpointBytes flushes and records the offset, so a
 // holder that dies costs the next one at most that much.
 func (r *receiver) checkpoint() *errStop {
-	select {
-	case <-r.lost:
+	if r.lockLost() {
 		return &errStop{apiErr: lockLost()}
-	default:
 	}
 	if r.written-r.recorded < checkpointBytes {
 		return nil
@@ -213,6 +211,17 @@ func (r *receiver) checkpoint() *errStop {
 	}
 	r.recorded = r.written
 	return nil
+}
+
+// lockLost reports whether the shared session lock ended. It is false
+// under flock, where lost is nil.
+func (r *receiver) lockLost() bool {
+	select {
+	case <-r.lost:
+		return true
+	default:
+		return false
+	}
 }
 
 func lockLost() *apiError {
@@ -308,6 +317,9 @@ func (r *receiver) sync(stop *errStop) (int64, *apiError) {
 	if r.written > r.recorded {
 		// Under a shared lock the offset counts only once recorded; the
 		// bytes past the last record are cut back by the next holder.
+		if r.lockLost() {
+			return r.start + r.recorded, lockLost().withOffset(r.start + r.recorded)
+		}
 		if err := r.ss.recordOffset(end); err != nil {
 			r.server.log.Warn("cannot record an upload offset; the bytes past the last record will be received again",
 				"session", r.ss.claims.Session, "offset", end, "error", err)

@@ -193,6 +193,14 @@ func (ss *session) unlock() {
 	}
 	ss.locked = false
 	if ss.shared != nil {
+		select {
+		case <-ss.shared.Lost():
+			// The lease ended, and the lock key with it; etcd is
+			// probably unreachable too.
+			ss.shared = nil
+			return
+		default:
+		}
 		ctx, cancel := sessionLockContext()
 		defer cancel()
 		if err := ss.shared.Unlock(ctx); err != nil {
@@ -297,8 +305,9 @@ func (ss *session) checkStillPartial() *apiError {
 // durableOffset flushes the partial file and returns its size, which is
 // then all on stable storage. The size is read before the flush, so bytes a
 // concurrent writer appends meanwhile are never counted. Under a shared
-// session lock with a recorded offset, the smaller of the two counts, and
-// the file is cut back to it (see SessionLocks).
+// session lock the smaller of the size and the recorded offset counts,
+// and the file is cut back to it (see SessionLocks). No record means that
+// no response acknowledged any byte yet, so it counts as 0.
 func (ss *session) durableOffset() (int64, *apiError) {
 	var st unix.Stat_t
 	if err := unix.Fstat(ss.fd, &st); err != nil {
@@ -306,7 +315,8 @@ func (ss *session) durableOffset() (int64, *apiError) {
 	}
 	size := st.Size
 	if ss.shared != nil {
-		if recorded, ok := ss.shared.Recorded(); ok && recorded != size {
+		recorded, _ := ss.shared.Recorded()
+		if recorded != size {
 			if recorded < size {
 				ss.server.log.Info("dropping upload bytes that no response acknowledged",
 					"session", ss.claims.Session, "recorded_offset", recorded, "file_size", size)
@@ -381,7 +391,7 @@ func (ss *session) finalize() *apiError {
 		m.UploadsCompleted.Inc()
 	}
 	if ss.shared != nil {
-		// The done marker answers for the session from now on.
+		// From now on the done marker records that the session finished.
 		ctx, cancel := sessionLockContext()
 		if err := ss.shared.Forget(ctx); err != nil {
 			ss.server.log.Warn("cannot remove the offset record of a finished upload; it expires with its lease",

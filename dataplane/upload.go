@@ -80,6 +80,12 @@ func (s *Server) uploadHead(ctx *fasthttp.RequestCtx) *apiError {
 		setSessionHeaders(ctx, size, size)
 		return nil
 	}
+	if !locked && s.opts.SessionLocks != nil {
+		// Only the lock holder can tell which bytes were acknowledged. The
+		// file's size may include bytes of a PATCH that is still running,
+		// or of a holder that died and whose lock has not expired yet.
+		return sessionLocked()
+	}
 	offset, apiErr := ss.durableOffset()
 	if apiErr != nil {
 		return apiErr
@@ -122,12 +128,7 @@ func (s *Server) uploadPatch(ctx *fasthttp.RequestCtx, entry *accessEntry) *apiE
 
 	locked, apiErr := ss.lock()
 	if apiErr == nil && !locked {
-		apiErr = &apiError{
-			status: fasthttp.StatusLocked,
-			typ:    typeUploadLocked,
-			title:  "Upload session is locked",
-			msg:    "another PATCH of this session is in progress; retry after it ends",
-		}
+		apiErr = sessionLocked()
 	}
 	if apiErr != nil {
 		rejectUnreadBody(ctx)
@@ -137,6 +138,15 @@ func (s *Server) uploadPatch(ctx *fasthttp.RequestCtx, entry *accessEntry) *apiE
 		return finishedPatch(ctx, offset, size)
 	}
 	return s.appendToSession(ctx, entry, ss, offset)
+}
+
+func sessionLocked() *apiError {
+	return &apiError{
+		status: fasthttp.StatusLocked,
+		typ:    typeUploadLocked,
+		title:  "Upload session is locked",
+		msg:    "another request of this session is in progress; retry after it ends",
+	}
 }
 
 // finishedPatch responds to a PATCH of a session whose file is complete. An

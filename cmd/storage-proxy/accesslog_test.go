@@ -14,8 +14,8 @@ import (
 // "" = "WARNING", or when "aiohttp.access" is set above INFO.
 func TestAccessLogFollowsPkgNS(t *testing.T) {
 	cases := []struct {
-		name  string
-		pkgNS string
+		name    string
+		pkgNS   string
 		visible bool
 	}{
 		{"guide sample", `"" = "WARNING"` + "\n" + `"aiohttp" = "INFO"` + "\n" + `"ai.backend" = "INFO"`, true},

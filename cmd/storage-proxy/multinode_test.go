@@ -77,7 +77,7 @@ func patch(p *testProxy, tok string, offset int64, body io.Reader, length int64)
 // TestSharedVolumeAcrossNodes runs three proxies on one etcd and one
 // volume, once per upload-lock setting. The shared folder is local here,
 // so flock(2) passes between the nodes as on a file system that supports
-// it; with "etcd" the nodes take no flock at all and etcd alone keeps the
+// it. With "etcd" the nodes take no flock at all, and etcd alone keeps the
 // sessions' requests apart.
 func TestSharedVolumeAcrossNodes(t *testing.T) {
 	for _, uploadLock := range []string{"flock", "etcd"} {
@@ -86,8 +86,8 @@ func TestSharedVolumeAcrossNodes(t *testing.T) {
 }
 
 func testSharedVolume(t *testing.T, uploadLock string) {
-	nodes, etcd := startNodes(t, 3, uploadLock)
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	nodes, etcd := startNodes(t, 4, uploadLock)
+	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
 	if status, out := managerCall(t, a, http.MethodPost, "/folder/create", map[string]any{"volume": "local", "vfid": testVFID}); status != http.StatusNoContent {
 		t.Fatalf("create folder: %d %s", status, out)
 	}
@@ -109,27 +109,7 @@ func testSharedVolume(t *testing.T, uploadLock string) {
 		if status, _, err := patch(a, tok, 0, bytes.NewReader(content[:first]), first); err != nil || status != http.StatusNoContent {
 			t.Fatalf("first PATCH through node A: %d %v", status, err)
 		}
-		body, w := io.Pipe()
-		done := make(chan struct{})
-		go func() { patch(a, tok, first, body, size-first); close(done) }()
-		go w.Write(content[first : first+sent])
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if fi, err := os.Stat(partial); err == nil && fi.Size() >= first+sent {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("node A never stored 70 MiB")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		// Node A dies outright, workers and all.
-		for _, w := range children(a.cmd.Process.Pid) {
-			syscall.Kill(w, syscall.SIGKILL)
-		}
-		a.cmd.Process.Signal(syscall.SIGKILL)
-		w.CloseWithError(io.ErrUnexpectedEOF)
-		<-done
+		killDuringPatch(t, a, tok, partial, first, content[first:first+sent], size-first)
 
 		var offset int64
 		switch uploadLock {
@@ -143,17 +123,12 @@ func testSharedVolume(t *testing.T, uploadLock string) {
 		case "etcd":
 			// Once the dead node's lease ends (uploadLockTTL), the next
 			// holder counts only the last recorded offset, the checkpoint,
-			// and cuts the bytes past it. Until then HEAD cannot lock and
-			// reports the file's size.
-			recorded := int64(first + checkpoint)
-			deadline := time.Now().Add(3 * uploadLockTTL)
-			for offset = headOffset(t, b, tok); offset != recorded && time.Now().Before(deadline); offset = headOffset(t, b, tok) {
-				time.Sleep(250 * time.Millisecond)
+			// and cuts the bytes past it. Until then HEAD gets 423.
+			offset = headAfterLease(t, b, tok)
+			if offset != first+checkpoint {
+				t.Fatalf("node B reports offset %d after the crash, want the recorded %d", offset, first+checkpoint)
 			}
-			if offset != recorded {
-				t.Fatalf("node B reports offset %d %s after the crash, want the recorded %d", offset, 3*uploadLockTTL, recorded)
-			}
-			if fi, err := os.Stat(partial); err != nil || fi.Size() != recorded {
+			if fi, err := os.Stat(partial); err != nil || fi.Size() != offset {
 				t.Fatalf("the partial file was not cut back to the recorded offset: %v %v", fi.Size(), err)
 			}
 		}
@@ -166,6 +141,37 @@ func testSharedVolume(t *testing.T, uploadLock string) {
 		}
 		got, err := os.ReadFile(filepath.Join(vfolder, "moved.bin"))
 		if err != nil || sha256.Sum256(got) != sha256.Sum256(content) {
+			t.Fatalf("file after the resume differs from the source (%v)", err)
+		}
+	})
+
+	t.Run("a first PATCH dies before any record", func(t *testing.T) {
+		const size, sent = 8 << 20, 3 << 20
+		content := make([]byte, size)
+		rand.New(rand.NewSource(4)).Read(content)
+		tok := mintToken(t, d, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "unrecorded.bin", "size": size})
+		partial := filepath.Join(staging, sessionOf(t, tok))
+		killDuringPatch(t, d, tok, partial, 0, content[:sent], size)
+
+		var offset int64
+		switch uploadLock {
+		case "flock":
+			offset = headOffset(t, b, tok)
+			if offset < sent {
+				t.Fatalf("node B reports offset %d, want at least %d", offset, sent)
+			}
+		case "etcd":
+			// No response acknowledged any byte, so none counts.
+			if offset = headAfterLease(t, b, tok); offset != 0 {
+				t.Fatalf("node B reports offset %d for a session without a record, want 0", offset)
+			}
+		}
+		status, _, err := patch(c, tok, offset, bytes.NewReader(content[offset:]), size-offset)
+		if err != nil || status != http.StatusNoContent {
+			t.Fatalf("resume on node C: %d %v", status, err)
+		}
+		got, err := os.ReadFile(filepath.Join(vfolder, "unrecorded.bin"))
+		if err != nil || !bytes.Equal(got, content) {
 			t.Fatalf("file after the resume differs from the source (%v)", err)
 		}
 	})
@@ -210,7 +216,7 @@ func testSharedVolume(t *testing.T, uploadLock string) {
 	})
 
 	t.Run("a flock taken outside the proxies", func(t *testing.T) {
-		// Under flock it keeps every node out; under etcd no node looks at
+		// Under flock it keeps every node out. Under etcd no node looks at
 		// it, as on a file system whose locks do not pass between nodes.
 		const size = 1 << 20
 		tok := mintToken(t, b, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "outside-lock.bin", "size": size})
@@ -271,4 +277,61 @@ func testSharedVolume(t *testing.T, uploadLock string) {
 			}
 		}
 	})
+}
+
+// killDuringPatch starts a PATCH of length bytes at offset through node,
+// sends body, waits until the partial file holds offset+len(body) bytes,
+// and kills the node outright, supervisor and workers.
+func killDuringPatch(t *testing.T, node *testProxy, tok, partial string, offset int64, body []byte, length int64) {
+	t.Helper()
+	reader, writer := io.Pipe()
+	done := make(chan struct{})
+	go func() { patch(node, tok, offset, reader, length); close(done) }()
+	go writer.Write(body)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if fi, err := os.Stat(partial); err == nil && fi.Size() >= offset+int64(len(body)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node never stored %d bytes", offset+int64(len(body)))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, w := range children(node.cmd.Process.Pid) {
+		syscall.Kill(w, syscall.SIGKILL)
+	}
+	node.cmd.Process.Signal(syscall.SIGKILL)
+	writer.CloseWithError(io.ErrUnexpectedEOF)
+	<-done
+}
+
+// headAfterLease sends HEAD through node until it stops getting 423, which
+// it gets while a dead node's session lock lives on (uploadLockTTL), and
+// returns the offset.
+func headAfterLease(t *testing.T, node *testProxy, tok string) int64 {
+	t.Helper()
+	deadline := time.Now().Add(3 * uploadLockTTL)
+	for {
+		req, _ := http.NewRequest(http.MethodHead, node.clientURL+"/upload?token="+tok, nil)
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			n, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
+			if err != nil {
+				t.Fatalf("HEAD Upload-Offset %q", resp.Header.Get("Upload-Offset"))
+			}
+			return n
+		case resp.StatusCode != http.StatusLocked:
+			t.Fatalf("HEAD after a crash: %d, want 423 and then 200", resp.StatusCode)
+		case time.Now().After(deadline):
+			t.Fatalf("HEAD still gets 423 %s after the crash", 3*uploadLockTTL)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }

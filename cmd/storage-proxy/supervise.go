@@ -416,6 +416,12 @@ func printDevBanner(w io.Writer, cfg *config.Config) {
 	for _, v := range cfg.Volumes {
 		fmt.Fprintf(&b, "  volume %-8s %s (%s)\n", v.Name+":", v.Path, v.Backend)
 	}
-	fmt.Fprintf(&b, "Try: curl -s -H 'X-BackendAI-Storage-Auth-Token: %s' http://%s/volumes\n\n", cfg.ManagerAPI.Secret, cfg.ManagerAPI.ServiceAddr)
+	curl := "curl -s"
+	if cfg.ManagerAPI.SSLEnabled {
+		// Trusting the certificate itself works when it is self-signed,
+		// the usual case with the embedded development default.
+		curl += " --cacert " + cfg.ManagerAPI.SSLCert
+	}
+	fmt.Fprintf(&b, "Try: %s -H 'X-BackendAI-Storage-Auth-Token: %s' %s://%s/volumes\n\n", curl, cfg.ManagerAPI.Secret, scheme(cfg.ManagerAPI), cfg.ManagerAPI.ServiceAddr)
 	io.WriteString(w, b.String())
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bai-storage/storage-proxy/control/config"
 	"github.com/bai-storage/storage-proxy/control/testcert"
 )
 
@@ -93,5 +94,24 @@ func TestTLSOnBothListeners(t *testing.T) {
 
 	if !strings.Contains(p.stderr.String(), "copied through user space") {
 		t.Errorf("the log does not say that TLS turns sendfile off:\n%s", p.stderr.String())
+	}
+}
+
+func TestDevBannerUsesTheListenersScheme(t *testing.T) {
+	cfg := &config.Config{}
+	cfg.ManagerAPI.ServiceAddr = config.HostPort{Host: "127.0.0.1", Port: 6022}
+	cfg.ManagerAPI.Secret = "s"
+	cfg.ClientAPI.ServiceAddr = config.HostPort{Host: "127.0.0.1", Port: 6021}
+	var plain strings.Builder
+	printDevBanner(&plain, cfg)
+	if !strings.Contains(plain.String(), "Try: curl -s -H 'X-BackendAI-Storage-Auth-Token: s' http://127.0.0.1:6022/volumes") {
+		t.Errorf("plain banner:\n%s", plain.String())
+	}
+
+	cfg.ManagerAPI.SSLEnabled, cfg.ManagerAPI.SSLCert = true, "/etc/sp/cert.pem"
+	var secure strings.Builder
+	printDevBanner(&secure, cfg)
+	if !strings.Contains(secure.String(), "Try: curl -s --cacert /etc/sp/cert.pem -H 'X-BackendAI-Storage-Auth-Token: s' https://127.0.0.1:6022/volumes") {
+		t.Errorf("banner with TLS on the manager API:\n%s", secure.String())
 	}
 }
