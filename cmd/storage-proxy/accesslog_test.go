@@ -54,6 +54,11 @@ func TestAccessLogFollowsPkgNS(t *testing.T) {
 			if found != c.visible {
 				t.Errorf("access line for the download visible: %v, want %v\n%s", found, c.visible, p.stderr.String())
 			}
+			// The manager API logs its requests on the same logger.
+			manager := strings.Contains(p.stderr.String(), "api=manager method=POST path=/folder/create status=204")
+			if manager != c.visible {
+				t.Errorf("access line for the manager call visible: %v, want %v\n%s", manager, c.visible, p.stderr.String())
+			}
 		})
 	}
 }

@@ -170,7 +170,7 @@ func superviseLoop(c cli, cfg *config.Config, logs *logging.Logging, log *slog.L
 		}
 		return paths
 	}}}
-	handler = withMetrics(handler, control, gatherer)
+	handler = withAccessLog(withMetrics(handler, control, gatherer), logs.Logger("http.access"))
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(logs.Logger("http.access").Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(managerLn) }()
