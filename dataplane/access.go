@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -19,8 +20,11 @@ type accessEntry struct {
 	start  time.Time
 	method string
 	path   string
+	remote net.Addr
+	// query is the redacted query string, built only when the access log
+	// is enabled (logged).
 	query  string
-	remote string
+	logged bool
 
 	// received counts request body bytes stored (PATCH).
 	received int64
@@ -38,8 +42,11 @@ func (s *Server) startAccess(ctx *fasthttp.RequestCtx) *accessEntry {
 		start:  time.Now(),
 		method: string(ctx.Method()),
 		path:   string(ctx.Path()),
-		query:  redactedQuery(ctx.QueryArgs()),
-		remote: ctx.RemoteAddr().String(),
+		remote: ctx.RemoteAddr(),
+		logged: s.accessLog.Enabled(context.Background(), slog.LevelInfo),
+	}
+	if e.logged {
+		e.query = redactedQuery(ctx.QueryArgs())
 	}
 	e.route = routeLabel(e.path)
 	if m := s.opts.Metrics; m != nil {
@@ -76,7 +83,7 @@ func (s *Server) record(e *accessEntry, status int, bytes int64, err error) {
 	if e.method == "GET" && bytes > 0 {
 		m.BodyBytes.WithLabelValues(e.route, "out").Add(float64(bytes))
 	}
-	if err != nil && !isClientGone(err) && !errors.Is(err, os.ErrDeadlineExceeded) {
+	if serverSideFailure(err) {
 		m.AbortedResponses.Inc()
 	}
 }
@@ -86,6 +93,12 @@ func (s *Server) record(e *accessEntry, status int, bytes int64, err error) {
 // an error other than the client going away also gets a WARN line.
 func (s *Server) finishAccess(e *accessEntry, status int, bytes int64, err error) {
 	s.record(e, status, bytes, err)
+	if serverSideFailure(err) {
+		s.log.Warn("response body failed", "path", e.path, "remote", e.remote.String(), "bytes", bytes, "error", err)
+	}
+	if !e.logged {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("method", e.method),
 		slog.String("path", e.path),
@@ -93,18 +106,21 @@ func (s *Server) finishAccess(e *accessEntry, status int, bytes int64, err error
 		slog.Int("status", status),
 		slog.Int64("bytes", bytes),
 		slog.Duration("duration", time.Since(e.start)),
-		slog.String("remote", e.remote),
+		slog.String("remote", e.remote.String()),
 	}
 	if e.received > 0 {
 		attrs = append(attrs, slog.Int64("received", e.received))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.Bool("aborted", true))
-		if !isClientGone(err) && !errors.Is(err, os.ErrDeadlineExceeded) {
-			s.log.Warn("response body failed", "path", e.path, "remote", e.remote, "bytes", bytes, "error", err)
-		}
 	}
 	s.accessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}
+
+// serverSideFailure reports whether err, which cut a response body short,
+// is the server's failure rather than the client leaving or stalling.
+func serverSideFailure(err error) bool {
+	return err != nil && !isClientGone(err) && !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // redactedQuery returns the query string with the token's value replaced,

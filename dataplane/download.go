@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,7 @@ func (s *Server) parseDownloadParams(args *fasthttp.Args) (downloadParams, *apiE
 	if len(args.Peek("token")) == 0 {
 		return p, invalidParams("token", "is required")
 	}
-	claims, err := s.downloadTokens.verify(s.opts.TokenSecret, string(args.Peek("token")), time.Now())
+	claims, err := s.downloadTokens.verify(s.opts.TokenSecret, args.Peek("token"), time.Now())
 	if err != nil {
 		return p, tokenError(err)
 	}
@@ -262,19 +263,18 @@ func (s *Server) serveFile(ctx *fasthttp.RequestCtx, entry *accessEntry, f *os.F
 // more than copying a few KiB.
 const smallBodyLimit = 64 << 10
 
-var smallBuffers = newBufferPool(smallBodyLimit)
-
-// readSmallBody reads the length bytes at start into the response and
-// closes f. It returns false and leaves f open when the file is shorter
-// than its fstat size, so the streaming body reports the short file.
+// readSmallBody reads the length bytes at start straight into the
+// response's own body buffer and closes f. It returns false and leaves f
+// open when the file is shorter than its fstat size, so the streaming body
+// reports the short file.
 func (s *Server) readSmallBody(ctx *fasthttp.RequestCtx, f *os.File, start, length int64) bool {
-	buf := smallBuffers.get()
-	defer smallBuffers.put(buf)
-	n, _ := f.ReadAt((*buf)[:length], start)
+	body := slices.Grow(ctx.Response.SwapBody(nil)[:0], int(length))[:length]
+	n, _ := f.ReadAt(body, start)
 	if int64(n) != length {
+		ctx.Response.SwapBody(body[:0])
 		return false
 	}
-	ctx.Response.SetBody((*buf)[:length])
+	ctx.Response.SwapBody(body)
 	f.Close()
 	return true
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/bai-storage/storage-proxy/control/token"
 )
 
@@ -541,5 +543,47 @@ func TestDownloadQueryRedactedInLog(t *testing.T) {
 	}
 	if !strings.Contains(logs, "logger=http.access") || !strings.Contains(logs, "token=REDACTED") {
 		t.Errorf("no redacted access log line in:\n%s", logs)
+	}
+}
+
+// TestReadSmallBody checks the one-write path for small files: the bytes
+// land in the response, and a file shorter than its fstat size is left open
+// for the streaming body, which reports it, with the response body empty.
+func TestReadSmallBody(t *testing.T) {
+	s := &Server{}
+	path := filepath.Join(t.TempDir(), "small.bin")
+	if err := os.WriteFile(path, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	if !s.readSmallBody(&ctx, f, 2, 5) {
+		t.Fatal("readSmallBody failed on a file that has the bytes")
+	}
+	if got := string(ctx.Response.Body()); got != "23456" {
+		t.Errorf("body %q, want %q", got, "23456")
+	}
+	if _, err := f.Stat(); err == nil {
+		t.Error("the file is still open after a successful read")
+	}
+
+	f, err = os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var short fasthttp.RequestCtx
+	if s.readSmallBody(&short, f, 4, 10) {
+		t.Fatal("readSmallBody succeeded on a file shorter than the length")
+	}
+	if n := len(short.Response.Body()); n != 0 {
+		t.Errorf("the response body has %d bytes after a short read, want 0", n)
+	}
+	if _, err := f.Stat(); err != nil {
+		t.Errorf("the file was closed after a short read: %v", err)
 	}
 }

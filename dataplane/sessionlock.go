@@ -15,10 +15,10 @@ import (
 //
 // The offset rule: a holder flushes the partial file, then records the new
 // offset while it still holds the lock, and only then reports it. The next
-// holder takes the smaller of the recorded offset and the file's size, and
-// cuts the file back to it, so bytes that no response acknowledged are
-// never counted, and a size read from a stale cache is never trusted over
-// the record.
+// holder takes the smaller of the recorded offset (0 without a record) and
+// the file's size, and cuts the file back to it. So bytes that no response
+// acknowledged are never counted, and a size read from a stale cache never
+// outweighs the record.
 type SessionLocks interface {
 	// TryLock takes the session's lock without waiting. It returns an
 	// error wrapping ErrSessionLocked when another request holds it.

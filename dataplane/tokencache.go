@@ -30,12 +30,12 @@ func newDownloadTokenCache() *downloadTokenCache {
 }
 
 // verify returns the claims of tok, from the cache when tok verified
-// before and has not expired at now.
-func (c *downloadTokenCache) verify(secret []byte, tok string, now time.Time) (token.Download, error) {
+// before and has not expired at now. A hit allocates nothing.
+func (c *downloadTokenCache) verify(secret, tok []byte, now time.Time) (token.Download, error) {
 	c.mu.Lock()
-	claims, ok := c.entries[tok]
+	claims, ok := c.entries[string(tok)]
 	if ok && !now.Before(claims.Expires) {
-		delete(c.entries, tok)
+		delete(c.entries, string(tok))
 		ok = false
 	}
 	c.mu.Unlock()
@@ -43,7 +43,8 @@ func (c *downloadTokenCache) verify(secret []byte, tok string, now time.Time) (t
 		return claims, nil
 	}
 
-	claims, err := token.VerifyDownload(secret, tok, now)
+	key := string(tok)
+	claims, err := token.VerifyDownload(secret, key, now)
 	if err != nil {
 		return claims, err
 	}
@@ -56,7 +57,7 @@ func (c *downloadTokenCache) verify(secret []byte, tok string, now time.Time) (t
 			break
 		}
 	}
-	c.entries[tok] = claims
+	c.entries[key] = claims
 	c.mu.Unlock()
 	return claims, nil
 }

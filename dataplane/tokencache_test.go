@@ -27,15 +27,15 @@ func TestDownloadTokenCacheHonoursExpiry(t *testing.T) {
 	tok := mintForCache(t, "a.bin", now.Add(10*time.Second))
 
 	for range 2 {
-		claims, err := c.verify([]byte(testSecret), tok, now)
+		claims, err := c.verify([]byte(testSecret), []byte(tok), now)
 		if err != nil || claims.Relpath != "a.bin" {
 			t.Fatalf("verify: %+v %v", claims, err)
 		}
 	}
-	if _, err := c.verify([]byte(testSecret), tok, now.Add(10*time.Second)); err == nil {
+	if _, err := c.verify([]byte(testSecret), []byte(tok), now.Add(10*time.Second)); err == nil {
 		t.Fatal("a cached token verified at its expiry time")
 	}
-	if _, err := c.verify([]byte(testSecret), tok, now.Add(time.Hour)); err == nil {
+	if _, err := c.verify([]byte(testSecret), []byte(tok), now.Add(time.Hour)); err == nil {
 		t.Fatal("a cached token verified an hour after its expiry")
 	}
 }
@@ -44,7 +44,7 @@ func TestDownloadTokenCacheRejectsOtherStrings(t *testing.T) {
 	c := newDownloadTokenCache()
 	now := time.Now()
 	tok := mintForCache(t, "a.bin", now.Add(time.Hour))
-	if _, err := c.verify([]byte(testSecret), tok, now); err != nil {
+	if _, err := c.verify([]byte(testSecret), []byte(tok), now); err != nil {
 		t.Fatal(err)
 	}
 	// Same header and claims, another signature.
@@ -52,7 +52,7 @@ func TestDownloadTokenCacheRejectsOtherStrings(t *testing.T) {
 	if forged == tok {
 		forged = tok[:len(tok)-4] + "BBBB"
 	}
-	if _, err := c.verify([]byte(testSecret), forged, now); err == nil {
+	if _, err := c.verify([]byte(testSecret), []byte(forged), now); err == nil {
 		t.Fatal("a token with a changed signature verified after the real one was cached")
 	}
 }
@@ -62,7 +62,7 @@ func TestDownloadTokenCacheStaysBounded(t *testing.T) {
 	now := time.Now()
 	for i := range downloadTokenCacheSize + 100 {
 		tok := mintForCache(t, "f"+strconv.Itoa(i), now.Add(time.Hour))
-		if _, err := c.verify([]byte(testSecret), tok, now); err != nil {
+		if _, err := c.verify([]byte(testSecret), []byte(tok), now); err != nil {
 			t.Fatal(err)
 		}
 	}

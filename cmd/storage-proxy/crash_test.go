@@ -30,7 +30,19 @@ func sessionOf(t *testing.T, tok string) string {
 	return claims.Session
 }
 
+// headOffset sends a tus HEAD and requires 200 with an Upload-Offset.
 func headOffset(t *testing.T, p *testProxy, tok string) int64 {
+	t.Helper()
+	status, offset := headStatus(t, p, tok)
+	if status != http.StatusOK {
+		t.Fatalf("HEAD: %d", status)
+	}
+	return offset
+}
+
+// headStatus sends a tus HEAD and returns its status and, for 200, the
+// Upload-Offset.
+func headStatus(t *testing.T, p *testProxy, tok string) (int, int64) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodHead, p.clientURL+"/upload?token="+tok, nil)
 	req.Header.Set("Tus-Resumable", "1.0.0")
@@ -40,13 +52,13 @@ func headOffset(t *testing.T, p *testProxy, tok string) int64 {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("HEAD: %d", resp.StatusCode)
+		return resp.StatusCode, 0
 	}
 	n, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
 	if err != nil {
 		t.Fatalf("HEAD Upload-Offset %q", resp.Header.Get("Upload-Offset"))
 	}
-	return n
+	return resp.StatusCode, n
 }
 
 // TestWorkerKilledMidPatchResumes kills the worker that is receiving a PATCH

@@ -313,22 +313,12 @@ func headAfterLease(t *testing.T, node *testProxy, tok string) int64 {
 	t.Helper()
 	deadline := time.Now().Add(3 * uploadLockTTL)
 	for {
-		req, _ := http.NewRequest(http.MethodHead, node.clientURL+"/upload?token="+tok, nil)
-		req.Header.Set("Tus-Resumable", "1.0.0")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		status, offset := headStatus(t, node, tok)
 		switch {
-		case resp.StatusCode == http.StatusOK:
-			n, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
-			if err != nil {
-				t.Fatalf("HEAD Upload-Offset %q", resp.Header.Get("Upload-Offset"))
-			}
-			return n
-		case resp.StatusCode != http.StatusLocked:
-			t.Fatalf("HEAD after a crash: %d, want 423 and then 200", resp.StatusCode)
+		case status == http.StatusOK:
+			return offset
+		case status != http.StatusLocked:
+			t.Fatalf("HEAD after a crash: %d, want 423 and then 200", status)
 		case time.Now().After(deadline):
 			t.Fatalf("HEAD still gets 423 %s after the crash", 3*uploadLockTTL)
 		}

@@ -56,12 +56,12 @@ func TestTLSOnBothListeners(t *testing.T) {
 		t.Fatalf("range download over HTTPS: %d, %d bytes", status, n)
 	}
 
-	// A PATCH at a wrong offset is answered before its body is read. Over
-	// TLS too, a client still sending that body must not be reset before it
-	// could read the 409: the worker closes such a connection lingering,
-	// and a client like node's http gives up on a write error without
-	// reading the response. A plain close resets at once; here the writer
-	// must still be blocked when the response is read 300 ms later.
+	// The proxy responds to a PATCH at a wrong offset before reading its
+	// body. Over TLS too, a client still sending that body must be able to
+	// read the 409 before any reset, because a client like node's http gives
+	// up on a write error without reading the response. The worker closes
+	// such a connection lingering. A plain close resets at once, so the
+	// writer must still be blocked when the response is read 300 ms later.
 	wrong := mintToken(t, p, "/folder/file/upload", map[string]any{"volume": "local", "vfid": testVFID, "relpath": "wrong.bin", "size": 64 << 20})
 	conn, err := tls.Dial("tcp", strings.TrimPrefix(p.clientURL, "https://"), pair.Client())
 	if err != nil {

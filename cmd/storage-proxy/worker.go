@@ -135,13 +135,15 @@ func runWorker(args []string) int {
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	// The socket is already listening, so the worker is ready as soon as
-	// Serve runs; connections queue in the kernel until it accepts.
+	// The socket is already listening and connections queue in the kernel
+	// until Serve accepts them, so the worker reports ready before it
+	// serves. A worker that answered a request has then always reported
+	// ready, even if it dies right after.
 	ready := os.NewFile(supervisor.ReadyFd, "ready")
 	ready.Write([]byte{1})
 	ready.Close()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
 	log.Debug("worker serving", "pid", os.Getpid())
 
 	select {

@@ -64,11 +64,15 @@ func (u *UploadLocks) currentLease(ctx context.Context) (clientv3.LeaseID, chan 
 	if u.lost != nil {
 		select {
 		case <-u.lost:
-			u.lost = nil
+			// The lease ended: release its keep-alive context and grant
+			// a new one.
+			u.stop()
+			u.lost, u.stop = nil, nil
 		default:
 			return u.lease, u.lost, nil
 		}
 	}
+
 	seconds := int64((u.ttl + time.Second - 1) / time.Second)
 	grant, err := u.c.cli.Grant(ctx, seconds)
 	if err != nil {
@@ -80,6 +84,7 @@ func (u *UploadLocks) currentLease(ctx context.Context) (clientv3.LeaseID, chan 
 		stop()
 		return 0, nil, u.c.wrap("keep the upload lock lease alive", "", err)
 	}
+
 	lost := make(chan struct{})
 	go func() {
 		for range alive {
@@ -130,7 +135,8 @@ func (u *UploadLocks) TryLock(ctx context.Context, session string) (*UploadLock,
 	} else {
 		// A key on this process's own lease is left from an Unlock that
 		// could not reach etcd. No request of this process holds the
-		// session (heldSessions says so), so the key is taken over.
+		// session (heldSessions records every one), so the key is taken
+		// over.
 		kvs := resp.Responses[0].GetResponseRange().Kvs
 		if len(kvs) != 1 || clientv3.LeaseID(kvs[0].Lease) != lease {
 			release()
@@ -142,7 +148,7 @@ func (u *UploadLocks) TryLock(ctx context.Context, session string) (*UploadLock,
 		offset, err := strconv.ParseInt(string(kvs[0].Value), 10, 64)
 		if err != nil || offset < 0 {
 			l.Unlock(ctx)
-			return nil, fmt.Errorf("%s holds %q, not an offset", l.offsetKey, kvs[0].Value)
+			return nil, fmt.Errorf("invalid upload offset %q in etcd key %s (delete the key to restart the upload from 0)", kvs[0].Value, l.offsetKey)
 		}
 		l.recorded, l.hasRecord, l.recordLease = offset, true, clientv3.LeaseID(kvs[0].Lease)
 	}

@@ -28,7 +28,7 @@ func twoProcesses(t *testing.T) (*UploadLocks, *UploadLocks, *Client) {
 	return locks[0], locks[1], clients[0]
 }
 
-func TestUploadLockExcludesAndCarriesTheOffset(t *testing.T) {
+func TestUploadLockExcludesAndRecords(t *testing.T) {
 	a, b, _ := twoProcesses(t)
 	ctx := context.Background()
 	expires := time.Now().Add(time.Hour)
@@ -80,7 +80,7 @@ func TestUploadLockExcludesAndCarriesTheOffset(t *testing.T) {
 	la.Unlock(ctx)
 }
 
-func TestUploadLockOfADeadProcessExpires(t *testing.T) {
+func TestUploadLockDeadHolderExpires(t *testing.T) {
 	a, b, _ := twoProcesses(t)
 	ctx := context.Background()
 	la, err := a.TryLock(ctx, "crash")
@@ -125,7 +125,7 @@ func TestUploadLockOfADeadProcessExpires(t *testing.T) {
 	}
 }
 
-func TestUploadLockLeftByAFailedUnlockIsTakenOver(t *testing.T) {
+func TestUploadLockStaleKeyTakenOver(t *testing.T) {
 	a, b, _ := twoProcesses(t)
 	ctx := context.Background()
 	la, err := a.TryLock(ctx, "stale")

@@ -147,11 +147,11 @@ type StorageProxy struct {
 	// bool, default false).
 	RegisterNode bool
 	// UploadLock selects what keeps the requests of one upload session
-	// apart (`upload-lock`, default "flock"): "flock" locks the partial
-	// file, which serves one node, or several whose shared file system
-	// passes flock(2) between them; "etcd" takes a lock per session in
-	// etcd and records each session's durable offset there, for several
-	// proxies on one volume whatever the file system.
+	// apart (`upload-lock`, default "flock"). "flock" locks the partial
+	// file, which serves one node, or several nodes whose shared file system
+	// passes flock(2) between them. "etcd" takes a lock per session in etcd
+	// and records each session's durable offset there, for several proxies
+	// on one volume whatever the file system.
 	UploadLock string
 	// ClientURL and ManagerURL are the base URLs written to etcd when
 	// RegisterNode is true (`announce-client-url`, `announce-manager-url`).

@@ -225,8 +225,8 @@ func (s *forwardScanner) skipValue() bool {
 	return false
 }
 
-// stringEnd returns the index just past the JSON string starting at
-// b[start], and whether it contains escapes.
+// stringEnd returns the index after the closing quote of the JSON string
+// that starts at b[start], and whether the string contains escapes.
 func stringEnd(b []byte, start int) (end int, escaped, ok bool) {
 	if start >= len(b) || b[start] != '"' {
 		return 0, false, false
